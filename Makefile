@@ -1,0 +1,45 @@
+# abr — Anthropic Batch Request utility. `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+ABR := $(BIN)/abr
+EMULATOR_PORT ?= 8765
+
+.PHONY: help install test lint format clean demo run-batch emulator
+
+help: ## Show the available targets
+	@echo "abr — Anthropic Batch Request utility"
+	@echo
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-20s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install abr with its dev extras
+
+test: $(STAMP) ## Run the test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Run ruff and mypy
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: $(STAMP) ## Format the code with ruff
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+emulator: $(STAMP) ## Start the built-in Anthropic API emulator on port $(EMULATOR_PORT)
+	$(ABR) emulator --port $(EMULATOR_PORT)
+
+clean: ## Remove caches, logs and temporary files (keeps output/ and .venv)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist logs src/*.egg-info
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

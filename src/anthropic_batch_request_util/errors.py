@@ -1,0 +1,93 @@
+"""The errors abr raises, as one tree.
+
+Callers catch at the level they need; the command line turns an `AbrError` into one line
+on stderr and the exit code it carries, never a traceback::
+
+    AbrError                      exit 1: something failed that the user did not cause
+    ├── UsageError                exit 2: the user can fix it; nothing was sent or paid for
+    │   ├── SettingsError         a settings file, environment variable or flag is wrong
+    │   ├── InputError            the input file has problems (each with its location)
+    │   ├── MissingApiKeyError    no ANTHROPIC_API_KEY in the environment or .env
+    │   └── JobNotFoundError      no job with that id in the store
+    ├── ApiError                  the Anthropic API failed after the retries we allow
+    ├── StoreError                the job store is unreachable or in an unexpected state
+    └── BudgetExceededError       spending would pass the configured budget
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AbrError",
+    "ApiError",
+    "BudgetExceededError",
+    "InputError",
+    "JobNotFoundError",
+    "MissingApiKeyError",
+    "SettingsError",
+    "StoreError",
+    "UsageError",
+]
+
+
+class AbrError(Exception):
+    """Base of every error abr raises on purpose. The message is meant for the user."""
+
+    exit_code = 1
+
+
+class UsageError(AbrError):
+    """A mistake the user can fix: nothing was sent to the API."""
+
+    exit_code = 2
+
+
+class SettingsError(UsageError):
+    """A setting has a wrong value, type or name."""
+
+
+class InputError(UsageError):
+    """The input file has problems; `problems` holds one located message each."""
+
+    #: how many problems the one-line summary names before "and N more"
+    SHOWN = 5
+
+    def __init__(self, problems: Sequence[str], path: str = "") -> None:
+        self.problems = list(problems)
+        self.path = path
+        shown = "; ".join(self.problems[: self.SHOWN])
+        more = len(self.problems) - self.SHOWN
+        suffix = f"; and {more} more" if more > 0 else ""
+        where = f"{path}: " if path else ""
+        super().__init__(f"{where}{shown}{suffix}")
+
+
+class MissingApiKeyError(UsageError):
+    """No API key was found."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "ANTHROPIC_API_KEY is not set: put it in the environment or in a .env file "
+            "(see .env.example)"
+        )
+
+
+class JobNotFoundError(UsageError):
+    """The job id names no job in the store."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job {job_id!r} in the job store (see `abr jobs`)")
+
+
+class ApiError(AbrError):
+    """The Anthropic API did not answer as needed, after retries."""
+
+
+class StoreError(AbrError):
+    """The job store failed or holds something unexpected."""
+
+
+class BudgetExceededError(AbrError):
+    """Going on would spend more than the configured budget."""

@@ -37,6 +37,13 @@ format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
+demo: $(STAMP) ## Run examples/batch_request.json end to end against the built-in emulator
+	@bash scripts/demo.sh
+
+run-batch: $(STAMP) ## Run a batch job: make run-batch json_file=path/to/request.json
+	@test -n "$(json_file)" || { echo "usage: make run-batch json_file=path/to/request.json" >&2; exit 2; }
+	$(ABR) run "$(json_file)"
+
 emulator: $(STAMP) ## Start the built-in Anthropic API emulator on port $(EMULATOR_PORT)
 	$(ABR) emulator --port $(EMULATOR_PORT)
 

@@ -1,23 +1,37 @@
-"""The `abr` command line: parses arguments, calls one engine function, renders.
+"""abr — get every Claude request in a file answered through the Message Batches API.
 
 Quick start:
 
-    abr init                         write settings.yaml and a .env template here
-    abr run requests.json            submit, wait, write output/results/<job>.jsonl
-    abr status [JOB]                 where a job stands
-    abr jobs                         every job in the store
-    abr results JOB --format csv     export results
-    abr resume JOB / abr cancel JOB  pick up or stop a job
-    abr emulator                     a local Anthropic API for trying abr for free
+  abr init                      write settings.yaml and a .env template here
+  abr run requests.json         submit, wait, write output/results/<job>.jsonl
+  abr status [JOB]              where a job stands (default: the latest)
+  abr jobs                      every job in the store
+  abr results JOB --format csv  export the results
+  abr resume JOB | abr cancel JOB
+  abr emulator                  a local Anthropic API, to try abr for free
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
 
+import orjson
 import typer
 
-from .errors import AbrError
+from . import render, runner
+from .config import (
+    Settings,
+    load_api_key,
+    load_settings,
+    mask_secret,
+    settings_to_dict,
+    write_starter_files,
+)
+from .errors import AbrError, UsageError
 
 app = typer.Typer(
     help=__doc__,
@@ -25,7 +39,166 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Settings file (default: ./settings.yaml).")
+]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Output base directory (storage.base_dir).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object at the end.")]
+NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Return once every batch is submitted.")]
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Every abr error becomes one line on stderr and its exit code: no traceback."""
+    try:
+        yield
+    except AbrError as error:
+        render.error(str(error))
+        raise typer.Exit(error.exit_code) from None
+
+
+def _settings(config: Path | None, output: Path | None) -> Settings:
+    overrides: dict[str, Any] = {}
+    if output is not None:
+        overrides["storage.base_dir"] = str(output)
+    return load_settings(config, overrides)
+
+
+def _finish(outcome: runner.Outcome, as_json: bool) -> None:
+    if as_json:
+        print(orjson.dumps(render.summary_dict(outcome)).decode())
+    else:
+        render.outcome(outcome)
+    if outcome.interrupted:
+        raise typer.Exit(130)
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Requests: the original JSON format or JSONL.")],
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+    no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit every request in FILE and wait for the results (resumes a known job)."""
+    with _user_errors():
+        settings = _settings(config, output)
+        progress = render.Progress(enabled=not as_json)
+        with progress:
+            outcome = runner.run_job(
+                settings,
+                file,
+                wait=not no_wait,
+                on_progress=progress.update,
+                on_ingested=progress.ingested,
+            )
+        _finish(outcome, as_json)
+
+
+@app.command()
+def resume(
+    job: Annotated[str, typer.Argument(help="Job id (or a unique prefix).")],
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+    no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Carry on with a job from where the store says it stands."""
+    with _user_errors():
+        settings = _settings(config, output)
+        progress = render.Progress(enabled=not as_json)
+        with progress:
+            outcome = runner.resume_job(
+                settings, job, wait=not no_wait, on_progress=progress.update
+            )
+        _finish(outcome, as_json)
+
+
+@app.command()
+def cancel(
+    job: Annotated[str, typer.Argument(help="Job id (or a unique prefix).")],
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+    no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a job's running batches and collect what they had finished."""
+    with _user_errors():
+        settings = _settings(config, output)
+        progress = render.Progress(enabled=not as_json)
+        with progress:
+            canceled, outcome = runner.cancel_job(
+                settings, job, wait=not no_wait, on_progress=progress.update
+            )
+        if not as_json:
+            render.canceled(canceled)
+        _finish(outcome, as_json)
+
+
+@app.command()
+def status(
+    job: Annotated[str | None, typer.Argument(help="Job id (default: the latest job).")] = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show where a job stands: requests by status, chunks and their batches."""
+    with _user_errors(), runner.open_store(_settings(config, output)) as store:
+        current = render.find_snapshot(store, job)
+        if as_json:
+            print(orjson.dumps(render.status_dict(current)).decode())
+        else:
+            render.status(current)
+
+
+@app.command()
+def jobs(config: ConfigOpt = None, output: OutputOpt = None, as_json: JsonOpt = False) -> None:
+    """List every job in the store, newest first."""
+    with _user_errors(), runner.open_store(_settings(config, output)) as store:
+        render.jobs(store, as_json=as_json)
+
+
+@app.command()
+def results(
+    job: Annotated[str, typer.Argument(help="Job id (or a unique prefix).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or csv.")] = "jsonl",
+    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Export a job's results, one row per input request, in input order."""
+    with _user_errors():
+        if fmt not in ("jsonl", "csv"):
+            raise UsageError(f"--format must be jsonl or csv, not {fmt!r}")
+        with runner.open_store(_settings(config, output)) as store:
+            render.export(store, job, fmt, out)
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to write the files.")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Write a starter settings.yaml and a .env template."""
+    with _user_errors():
+        for path in write_starter_files(directory, force=force):
+            print(f"wrote {path}")
+
+
+@config_app.command("show")
+def config_show(config: ConfigOpt = None, output: OutputOpt = None) -> None:
+    """Print the effective settings (defaults < settings.yaml < ABR_* < flags)."""
+    with _user_errors():
+        settings = _settings(config, output)
+        render.settings_yaml(settings_to_dict(settings), mask_secret(load_api_key()))
 
 
 @app.command(
@@ -40,12 +213,9 @@ def emulator(ctx: typer.Context) -> None:
 
 
 def main() -> None:
-    """Console entry point: one clear line and an exit code for every abr error."""
+    """Console entry point."""
     try:
-        app(standalone_mode=False)
-    except AbrError as error:
-        print(f"abr: error: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
+        app()
     except KeyboardInterrupt:
         print("abr: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -1,0 +1,69 @@
+"""The `/_admin` endpoints: statistics, faults, expiry and reset. They need no API key.
+
+- `GET /_admin/stats`: counts (add `?submissions=1` for every custom_id's count)
+- `GET /_admin/faults`: the current fault fractions
+- `POST /_admin/faults` `{"http_500": 0.2, ...}`: change some, get them all back
+- `POST /_admin/expire`: expire every unfinished batch now (`{"batch_id": …}`: just one)
+- `POST /_admin/reset`: forget every batch, submission and cache entry
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .state import EmulatorState
+from .wire import ApiFailure, ErrorType, Reply, invalid
+
+TRUE_WORDS = ("1", "true", "yes")
+
+
+def _json_body(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise invalid("the body must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise invalid("the body must be a JSON object")
+    return value
+
+
+def _set_faults(state: EmulatorState, body: bytes) -> Reply:
+    try:
+        return Reply(state.set_faults(_json_body(body)))
+    except ValueError as error:
+        raise invalid(str(error)) from None
+
+
+def _expire(state: EmulatorState, body: bytes) -> Reply:
+    batch_id = _json_body(body).get("batch_id")
+    if batch_id is not None and not isinstance(batch_id, str):
+        raise invalid("batch_id: Input should be a valid string")
+    return Reply({"expired": state.expire(batch_id)})
+
+
+def _reset(state: EmulatorState) -> Reply:
+    state.reset()
+    return Reply({"reset": True})
+
+
+def handle_admin(
+    state: EmulatorState, method: str, path: str, query: dict[str, list[str]], body: bytes
+) -> Reply:
+    """Answer an `/_admin` request."""
+    route = (method, path.rstrip("/"))
+    if route == ("GET", "/_admin/stats"):
+        wanted = query.get("submissions", [""])[-1].lower() in TRUE_WORDS
+        return Reply(state.stats(submissions=wanted))
+    if route == ("GET", "/_admin/faults"):
+        return Reply(state.faults.snapshot())
+    if route == ("POST", "/_admin/faults"):
+        return _set_faults(state, body)
+    if route == ("POST", "/_admin/expire"):
+        return _expire(state, body)
+    if route == ("POST", "/_admin/reset"):
+        return _reset(state)
+    raise ApiFailure(ErrorType.NOT_FOUND, "Not found")

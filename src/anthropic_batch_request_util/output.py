@@ -1,0 +1,154 @@
+"""The files users read: `results/<job>.jsonl` (one line per input request, in input order)
+and `batch_records/<job>.json` (the job, its settings without secrets, every chunk).
+
+Files are written to a temporary name and renamed into place, so a reader never sees half
+a file and two workers finishing the same job write the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from . import chunks as chunk_store
+from . import jobs as job_store
+from .store import Store
+
+__all__ = ["batch_record", "export_csv", "records_path", "results_path", "write_outputs"]
+
+CSV_FIELDS = ("custom_id", "status", "text", "error_type", "error_message", "attempts", "batch_id")
+
+
+def results_path(job: job_store.Job) -> Path:
+    return _subdir(job, "results") / f"{job.id}.jsonl"
+
+
+def records_path(job: job_store.Job) -> Path:
+    return _subdir(job, "requests") / f"{job.id}.json"
+
+
+def _subdir(job: job_store.Job, name: str) -> Path:
+    subdirs = job.settings.get("storage", {}).get("subdirs", {})
+    default = {"results": "results", "requests": "batch_records", "logs": "logs"}[name]
+    return Path(job.output_dir) / str(subdirs.get(name, default))
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+def write_outputs(store: Store, job: job_store.Job) -> None:
+    """Write the results file and the batch record of a job."""
+    with store.begin() as conn:
+        _atomic_write(
+            results_path(job),
+            lambda handle: _write_lines(handle, job_store.iter_outputs(conn, job.pk)),
+        )
+    write_record(store, job)
+
+
+def write_record(store: Store, job: job_store.Job) -> None:
+    record = batch_record(store, job)
+    _atomic_write(
+        records_path(job),
+        lambda handle: handle.write(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n"),
+    )
+
+
+def _write_lines(handle: IO[bytes], lines: Iterator[bytes]) -> None:
+    buffer: list[bytes] = []
+    for line in lines:
+        buffer.append(line)
+        if len(buffer) >= 4096:
+            handle.write(b"\n".join(buffer) + b"\n")
+            buffer.clear()
+    if buffer:
+        handle.write(b"\n".join(buffer) + b"\n")
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def batch_record(store: Store, job: job_store.Job) -> dict[str, Any]:
+    """The job as a plain dict: input, settings, counts, usage and every chunk."""
+    with store.begin() as conn:
+        counts = job_store.job_counts(conn, job.pk)
+        usage = job_store.job_usage(conn, job.pk)
+        found = chunk_store.job_chunks(conn, job.pk)
+    return {
+        "job_id": job.id,
+        "status": job.status.value,
+        "input_file": job.input_path,
+        "input_format": job.input_format,
+        "created_at": iso(job.created_at),
+        "finished_at": iso(job.finished_at),
+        "total_requests": job.total_requests,
+        "counts": counts.finals(),
+        "usage": {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+            "cache_read_input_tokens": usage.cache_read_input_tokens,
+        },
+        "results_path": str(results_path(job)),
+        "error": job.error,
+        "settings": job.settings,
+        "chunks": [_chunk_record(chunk) for chunk in found],
+    }
+
+
+def _chunk_record(chunk: chunk_store.Chunk) -> dict[str, Any]:
+    return {
+        "seq": chunk.seq,
+        "round": chunk.round,
+        "batch_id": chunk.batch_id,
+        "status": chunk.status.value,
+        "request_count": chunk.request_count,
+        "body_bytes": chunk.body_bytes,
+        "submitted_at": iso(chunk.submitted_at),
+        "processing_status": chunk.processing_status,
+        "request_counts": chunk.counts,
+        "error": chunk.error,
+    }
+
+
+def export_csv(store: Store, job: job_store.Job, handle: IO[str]) -> int:
+    """Write a job's results as CSV (one row per request, input order); returns rows."""
+    writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    rows = 0
+    with store.begin() as conn:
+        for raw in job_store.iter_outputs(conn, job.pk):
+            line = orjson.loads(raw)
+            error = line.get("error") or {}
+            writer.writerow(
+                {
+                    "custom_id": line.get("custom_id"),
+                    "status": line.get("status"),
+                    "text": line.get("text", ""),
+                    "error_type": error.get("type", ""),
+                    "error_message": error.get("message", ""),
+                    "attempts": line.get("attempts"),
+                    "batch_id": line.get("batch_id") or "",
+                }
+            )
+            rows += 1
+    return rows

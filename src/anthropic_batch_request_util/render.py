@@ -1,0 +1,252 @@
+"""What the command line shows: progress, summaries, tables. Rich on a terminal, plain
+lines otherwise. Nothing here decides anything; it only renders store snapshots."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+import rich.progress
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from . import jobs as job_store
+from . import output
+from .errors import UsageError
+from .ingest import Ingested
+from .runner import Outcome, Snapshot, snapshot
+from .store import RequestStatus, Store
+
+PLAIN_MIN_S = 1.0  #: seconds at least between two plain progress lines
+PLAIN_HEARTBEAT_S = 30.0  #: seconds after which a plain line is printed even if unchanged
+
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def error(message: str) -> None:
+    print(f"abr: error: {message}", file=sys.stderr)
+
+
+def _chunk_line(current: Snapshot) -> str:
+    states: dict[str, int] = {}
+    for chunk in current.chunks:
+        states[chunk.status.value] = states.get(chunk.status.value, 0) + 1
+    return ", ".join(f"{n} {state}" for state, n in states.items())
+
+
+def _counts_line(counts: job_store.JobCounts) -> str:
+    finals = counts.finals()
+    parts = [f"{n} {status}" for status, n in finals.items() if n]
+    retrying = counts.get(RequestStatus.RETRY)
+    if retrying:
+        parts.append(f"{retrying} to retry")
+    return ", ".join(parts) or "none done yet"
+
+
+class Progress:
+    """Live progress on stderr: a bar on a terminal, a line now and then otherwise."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.bar: rich.progress.Progress | None = None
+        self.task: rich.progress.TaskID | None = None
+        self.last_line = ""
+        self.last_time = 0.0
+
+    def __enter__(self) -> Progress:
+        if self.enabled and self.tty:
+            self.bar = rich.progress.Progress(
+                rich.progress.TextColumn("{task.description}"),
+                rich.progress.BarColumn(),
+                rich.progress.MofNCompleteColumn(),
+                rich.progress.TimeElapsedColumn(),
+                rich.progress.TextColumn("{task.fields[detail]}"),
+                console=stderr,
+                transient=False,
+            )
+            self.bar.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(kind, value, tb)
+
+    def ingested(self, found: Ingested) -> None:
+        if not self.enabled:
+            return
+        what = "new job" if found.created else "known job, resuming"
+        stderr.print(f"{found.job_id}: {found.total} requests ({what})")
+
+    def update(self, current: Snapshot) -> None:
+        if not self.enabled:
+            return
+        done, total = current.counts.final, current.job.total_requests
+        detail = f"batches: {_chunk_line(current)}"
+        if self.bar is not None:
+            if self.task is None:
+                self.task = self.bar.add_task(current.job.id, total=total, detail=detail)
+            self.bar.update(self.task, completed=done, total=total, detail=detail)
+            return
+        line = f"{current.job.id}: {done}/{total} done ({_counts_line(current.counts)}); {detail}"
+        elapsed = time.monotonic() - self.last_time
+        changed = line != self.last_line and elapsed >= PLAIN_MIN_S
+        if changed or elapsed >= PLAIN_HEARTBEAT_S:
+            print(line, file=sys.stderr, flush=True)
+            self.last_line, self.last_time = line, time.monotonic()
+
+
+def summary_dict(outcome: Outcome) -> dict[str, Any]:
+    current = outcome.snapshot
+    usage = current.usage
+    return {
+        "job_id": current.job.id,
+        "status": current.job.status.value,
+        "counts": current.counts.finals(),
+        "total": current.job.total_requests,
+        "results_path": str(outcome.results_path),
+        "records_path": str(outcome.records_path),
+        "usage": {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+            "cache_read_input_tokens": usage.cache_read_input_tokens,
+        },
+        "running_batches": current.running_batches,
+        "interrupted": outcome.interrupted,
+    }
+
+
+def outcome(result: Outcome) -> None:
+    current = result.snapshot
+    job = current.job
+    stdout.print(f"Job {job.id}: {job.status.value} — {_counts_line(current.counts)}")
+    if job.status.value == "finished":
+        stdout.print(f"Results: {result.results_path}")
+        stdout.print(f"Record:  {result.records_path}")
+        return
+    running = current.running_batches
+    if running:
+        stdout.print(f"Still running at Anthropic ({len(running)}): {', '.join(running)}")
+    stdout.print(f"Resume with:  abr resume {job.id}")
+    stdout.print(f"Cancel with:  abr cancel {job.id}")
+
+
+def canceled(batch_ids: list[str]) -> None:
+    if batch_ids:
+        stdout.print(
+            f"Asked Anthropic to cancel {len(batch_ids)} batch(es): {', '.join(batch_ids)}"
+        )
+    else:
+        stdout.print("No batch was running; unsent requests are canceled.")
+
+
+def find_snapshot(store: Store, job_id: str | None) -> Snapshot:
+    with store.begin() as conn:
+        job = job_store.get_job(conn, job_id) if job_id else job_store.latest_job(conn)
+    if job is None:
+        raise UsageError("no jobs in the store yet; start one with: abr run FILE")
+    return snapshot(store, job.pk)
+
+
+def status_dict(current: Snapshot) -> dict[str, Any]:
+    job = current.job
+    return {
+        "job_id": job.id,
+        "status": job.status.value,
+        "total": job.total_requests,
+        "done": current.counts.final,
+        "counts": current.counts.finals(),
+        "retrying": current.counts.get(RequestStatus.RETRY),
+        "error": job.error,
+        "chunks": [
+            {
+                "seq": c.seq,
+                "round": c.round,
+                "status": c.status.value,
+                "batch_id": c.batch_id,
+                "requests": c.request_count,
+                "request_counts": c.counts,
+            }
+            for c in current.chunks
+        ],
+    }
+
+
+def status(current: Snapshot) -> None:
+    job = current.job
+    stdout.print(f"Job {job.id}: {job.status.value}")
+    stdout.print(
+        f"  {current.counts.final}/{job.total_requests} done: {_counts_line(current.counts)}"
+    )
+    if job.error:
+        stdout.print(f"  error: {job.error}")
+    table = Table("chunk", "round", "status", "batch", "requests", "counts")
+    for chunk in current.chunks:
+        counts = ", ".join(f"{k} {v}" for k, v in chunk.counts.items() if v)
+        table.add_row(
+            str(chunk.seq),
+            str(chunk.round),
+            chunk.status.value,
+            chunk.batch_id or "-",
+            str(chunk.request_count),
+            counts,
+        )
+    stdout.print(table)
+
+
+def jobs(store: Store, *, as_json: bool) -> None:
+    with store.begin() as conn:
+        rows = [(job, job_store.job_counts(conn, job.pk)) for job in job_store.list_jobs(conn)]
+    if as_json:
+        data = [
+            {
+                "job_id": j.id,
+                "status": j.status.value,
+                "total": j.total_requests,
+                "counts": c.finals(),
+            }
+            for j, c in rows
+        ]
+        print(orjson.dumps(data).decode())
+        return
+    if not rows:
+        stdout.print("No jobs yet. Start one with: abr run FILE")
+        return
+    table = Table("job", "status", "requests", "done", "created")
+    for job, counts in rows:
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
+        table.add_row(job.id, job.status.value, str(job.total_requests), str(counts.final), created)
+    stdout.print(table)
+
+
+def export(store: Store, job_id: str, fmt: str, out: Path | None) -> None:
+    with store.begin() as conn:
+        job = job_store.get_job(conn, job_id)
+    handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
+    try:
+        if fmt == "csv":
+            output.export_csv(store, job, handle)
+        else:
+            with store.begin() as conn:
+                for line in job_store.iter_outputs(conn, job.pk):
+                    handle.write(line.decode() + "\n")
+    finally:
+        if out:
+            handle.close()
+
+
+def settings_yaml(settings: dict[str, Any], masked_key: str) -> None:
+    print(yaml.safe_dump(settings, sort_keys=False).rstrip())
+    print(f"# ANTHROPIC_API_KEY: {masked_key}")

@@ -1,0 +1,219 @@
+"""Drive a job from the command line: ingest, hand the work to the workers, watch the store.
+
+Locally (broker `memory://`) the workers are threads of this process and stop with it; the
+store keeps everything, so a later `abr resume` (or the same `abr run`) carries on. With a
+Redis broker the work goes to `abr worker` processes and this process only watches.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import chunks as chunk_store
+from . import jobs as job_store
+from .config import Settings, database_url, load_api_key, logs_dir
+from .errors import ApiError, MissingApiKeyError
+from .ingest import Ingested, ingest
+from .logs import setup_logging
+from .output import records_path, results_path, write_record
+from .store import ChunkStatus, JobStatus, Store
+
+if TYPE_CHECKING:
+    from .engine import Runtime
+
+# engine and tasks pull in the SDK and Celery (seconds of imports): they are imported only
+# once there is work to drive, so a bad input or a --help answers at once.
+
+__all__ = ["Outcome", "Snapshot", "cancel_job", "open_store", "resume_job", "run_job", "snapshot"]
+
+WATCH_INTERVAL_S = 0.25  #: seconds between two looks at the store while waiting
+RECONCILE_INTERVAL_S = 30.0  #: seconds between re-queuing work the store says is due
+
+
+@dataclass
+class Snapshot:
+    """The state of a job as the store has it at one moment."""
+
+    job: job_store.Job
+    counts: job_store.JobCounts
+    usage: job_store.Usage
+    chunks: list[chunk_store.Chunk] = field(default_factory=list)
+
+    @property
+    def running_batches(self) -> list[str]:
+        return [c.batch_id for c in self.chunks if c.status == ChunkStatus.SUBMITTED and c.batch_id]
+
+
+@dataclass
+class Outcome:
+    """How a run ended."""
+
+    snapshot: Snapshot
+    created: bool = False
+    interrupted: bool = False
+
+    @property
+    def results_path(self) -> Path:
+        return results_path(self.snapshot.job)
+
+    @property
+    def records_path(self) -> Path:
+        return records_path(self.snapshot.job)
+
+
+ProgressCallback = Callable[[Snapshot], None]
+
+
+def open_store(settings: Settings) -> Store:
+    return Store(database_url(settings))
+
+
+def snapshot(store: Store, job_pk: int) -> Snapshot:
+    with store.begin() as conn:
+        return Snapshot(
+            job=job_store.get_job_by_pk(conn, job_pk),
+            counts=job_store.job_counts(conn, job_pk),
+            usage=job_store.job_usage(conn, job_pk),
+            chunks=chunk_store.job_chunks(conn, job_pk),
+        )
+
+
+def _api_key() -> str:
+    key = load_api_key()
+    if key is None:
+        raise MissingApiKeyError()
+    return key
+
+
+def run_job(
+    settings: Settings,
+    path: Path,
+    *,
+    wait: bool = True,
+    on_progress: ProgressCallback | None = None,
+    on_ingested: Callable[[Ingested], None] | None = None,
+) -> Outcome:
+    """`abr run`: validate and store the input (or find its job), then drive it."""
+    api_key = _api_key()  # before reading the input: nothing starts without a key
+    with open_store(settings) as store:
+        found = ingest(store, path, settings, Path(settings.storage.base_dir))
+        if on_ingested is not None:
+            on_ingested(found)
+        outcome = _drive(store, settings, api_key, found.job_pk, wait, on_progress)
+        outcome.created = found.created
+        return outcome
+
+
+def resume_job(
+    settings: Settings,
+    job_id: str,
+    *,
+    wait: bool = True,
+    on_progress: ProgressCallback | None = None,
+) -> Outcome:
+    """`abr resume`: pick a job up where the store says it stands."""
+    api_key = _api_key()
+    with open_store(settings) as store:
+        with store.begin() as conn:
+            job = job_store.get_job(conn, job_id)
+        return _drive(store, settings, api_key, job.pk, wait, on_progress)
+
+
+def cancel_job(
+    settings: Settings,
+    job_id: str,
+    *,
+    wait: bool = True,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[list[str], Outcome]:
+    """`abr cancel`: cancel the running batches, then collect what they finished."""
+    from . import engine, tasks
+
+    api_key = _api_key()
+    with open_store(settings) as store:
+        with store.begin() as conn:
+            job = job_store.get_job(conn, job_id)
+        rt = engine.Runtime(store, tasks.client_factory(api_key))
+        canceled = engine.cancel_job(rt, job.pk)
+        return canceled, _drive(store, settings, api_key, job.pk, wait, on_progress)
+
+
+def _drive(
+    store: Store,
+    settings: Settings,
+    api_key: str,
+    job_pk: int,
+    wait: bool,
+    on_progress: ProgressCallback | None,
+) -> Outcome:
+    from . import engine, tasks
+
+    setup_logging(logs_dir(settings))
+    with store.begin() as conn:  # running it again is how a user retries a stopped job
+        job_store.set_status(conn, job_pk, JobStatus.RUNNING, only_from=(JobStatus.FAILED,))
+    rt = engine.Runtime(store, tasks.client_factory(api_key))
+    tasks.configure(settings, rt)
+    chunk_store.reap_dead_leases(store)
+    local = settings.celery.broker_url.startswith("memory://")
+    worker = tasks.embedded_worker(settings.celery.worker_concurrency) if local else nullcontext()
+    done = False
+    with worker, _interruptible() as interrupted:
+        tasks.enqueue(engine.advance_job(rt, job_pk))
+        done = _watch(store, rt, job_pk, wait, local, on_progress)
+    result = snapshot(store, job_pk)
+    if interrupted.raised or not done:
+        write_record(store, result.job)
+    if result.job.status == JobStatus.FAILED:
+        raise ApiError(f"job {result.job.id} stopped: {result.job.error}")
+    return Outcome(result, interrupted=interrupted.raised)
+
+
+@dataclass
+class _Flag:
+    raised: bool = False
+
+
+@contextmanager
+def _interruptible() -> Iterator[_Flag]:
+    """Ctrl-C stops the waiting, not the job: the state stays in the store."""
+    flag = _Flag()
+    try:
+        yield flag
+    except KeyboardInterrupt:
+        flag.raised = True
+
+
+def _watch(
+    store: Store,
+    rt: Runtime,
+    job_pk: int,
+    wait: bool,
+    local: bool,
+    on_progress: ProgressCallback | None,
+) -> bool:
+    """Follow the job until it ends (or, with --no-wait, until every chunk is submitted)."""
+    last_reconcile = time.monotonic()
+    while True:
+        current = snapshot(store, job_pk)
+        if on_progress is not None:
+            on_progress(current)
+        if current.job.status in (JobStatus.FINISHED, JobStatus.FAILED):
+            return True
+        if not wait and (not local or _all_sent(current)):
+            return False
+        if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_S:
+            from . import engine, tasks
+
+            tasks.enqueue(engine.advance_job(rt, job_pk))
+            last_reconcile = time.monotonic()
+        time.sleep(WATCH_INTERVAL_S)
+
+
+def _all_sent(current: Snapshot) -> bool:
+    unsent = (ChunkStatus.PENDING, ChunkStatus.SUBMITTING)
+    return not any(chunk.status in unsent for chunk in current.chunks)

@@ -1,0 +1,303 @@
+"""The job store: the single source of truth for every job, request, chunk and attempt.
+
+SQLAlchemy Core over SQLite (default, WAL mode) or PostgreSQL. The broker only carries ids;
+whatever should happen next can always be rebuilt from these tables.
+
+Every state change is one guarded UPDATE (`... WHERE id = ? AND status = ?`, and for chunk
+work also `AND lease_token = ?`), so two workers can never both win the same transition.
+Schema changes are append-only migration functions recorded in `schema_migrations`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from .errors import StoreError
+
+__all__ = [
+    "FINAL_REQUEST_STATUSES",
+    "ChunkStatus",
+    "JobStatus",
+    "RequestStatus",
+    "Store",
+    "held_lock",
+]
+
+LEASE_S = 600.0  #: seconds a worker owns a chunk before another may take it over
+LOCK_S = 120.0  #: seconds a store-wide lock is held at most if its holder dies
+SQLITE_BUSY_TIMEOUT_S = 60.0  #: seconds a SQLite writer waits for the lock
+
+
+class JobStatus(StrEnum):
+    """Where a job stands as a whole."""
+
+    INGESTING = "ingesting"  #: the input is being read; not visible to workers yet
+    RUNNING = "running"  #: chunks are being submitted, polled and fetched
+    CANCELING = "canceling"  #: the user asked to cancel; waiting for batches to end
+    FINISHED = "finished"  #: every request has a final status; output files written
+    FAILED = "failed"  #: stopped by an error that needs the user (e.g. a rejected key)
+
+
+class ChunkStatus(StrEnum):
+    """The life of one chunk: one Anthropic batch."""
+
+    PENDING = "pending"  #: cut, not yet sent
+    SUBMITTING = "submitting"  #: claimed, submit intent written, create may be in flight
+    SUBMITTED = "submitted"  #: the batch id is known; polling
+    ENDED = "ended"  #: the batch ended; results still to fetch
+    DONE = "done"  #: results are in the store
+    FAILED = "failed"  #: the API refused the batch for good; its requests are errored
+    CANCELED = "canceled"  #: canceled before it was ever sent
+
+
+class RequestStatus(StrEnum):
+    """The status of one input request."""
+
+    QUEUED = "queued"  #: in a chunk that has not finished
+    RETRY = "retry"  #: failed retryably; waits for a new chunk
+    SUCCEEDED = "succeeded"
+    ERRORED = "errored"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+
+FINAL_REQUEST_STATUSES = (
+    RequestStatus.SUCCEEDED,
+    RequestStatus.ERRORED,
+    RequestStatus.CANCELED,
+    RequestStatus.EXPIRED,
+)
+ACTIVE_CHUNK_STATUSES = (
+    ChunkStatus.PENDING,
+    ChunkStatus.SUBMITTING,
+    ChunkStatus.SUBMITTED,
+    ChunkStatus.ENDED,
+)
+
+metadata = sa.MetaData()
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("applied_at", sa.Float, nullable=False),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), unique=True, nullable=True),  # set once ingested
+    sa.Column("fingerprint", sa.String(64), nullable=True, index=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("input_path", sa.Text, nullable=False),
+    sa.Column("input_format", sa.String(20), nullable=False),
+    sa.Column("settings_json", sa.LargeBinary, nullable=False),
+    sa.Column("total_requests", sa.Integer, nullable=False, default=0),
+    sa.Column("next_chunk_seq", sa.Integer, nullable=False, default=0),
+    sa.Column("output_dir", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+)
+
+chunks = sa.Table(
+    "chunks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_pk", sa.Integer, sa.ForeignKey("jobs.pk"), nullable=False, index=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("round", sa.Integer, nullable=False),  # 1 = first submission, 2.. = retries
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("request_count", sa.Integer, nullable=False),
+    sa.Column("body_bytes", sa.BigInteger, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("batch_id", sa.String(100), nullable=True, unique=True),
+    sa.Column("intent_at", sa.Float, nullable=True),
+    sa.Column("submitted_at", sa.Float, nullable=True),
+    sa.Column("ended_at", sa.Float, nullable=True),
+    sa.Column("fetched_at", sa.Float, nullable=True),
+    sa.Column("processing_status", sa.String(20), nullable=True),
+    sa.Column("counts_json", sa.LargeBinary, nullable=True),
+    sa.Column("poll_interval", sa.Float, nullable=True),
+    sa.Column("next_poll_at", sa.Float, nullable=True),
+    sa.Column("lease_owner", sa.String(200), nullable=True),
+    sa.Column("lease_token", sa.Integer, nullable=False, default=0),
+    sa.Column("lease_expires_at", sa.Float, nullable=True),
+    sa.Column("fetch_attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("job_pk", "seq"),
+)
+
+requests = sa.Table(
+    "requests",
+    metadata,
+    sa.Column("job_pk", sa.Integer, sa.ForeignKey("jobs.pk"), primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("custom_id", sa.String(64), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("chunk_id", sa.Integer, nullable=True, index=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("error_type", sa.String(60), nullable=True),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("cache_creation_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("cache_read_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("output", sa.LargeBinary, nullable=True),  # the finished results-file line
+    sa.Index("ix_requests_job_custom_id", "job_pk", "custom_id"),
+    sa.Index("ix_requests_job_status", "job_pk", "status"),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("chunk_id", sa.Integer, sa.ForeignKey("chunks.id"), primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("error_type", sa.String(60), nullable=True),
+)
+
+
+locks = sa.Table(
+    "locks",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Column("token", sa.Integer, nullable=False, default=0),
+    sa.Column("expires_at", sa.Float, nullable=True),
+)
+
+
+def _migration_0001_initial(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[jobs, chunks, requests, attempts, locks])
+
+
+#: Append-only: a new schema change is a new function at the end, never an edit.
+MIGRATIONS: tuple[tuple[str, Callable[[Connection], None]], ...] = (
+    ("0001_initial", _migration_0001_initial),
+)
+
+
+def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+    # WAL lets readers (status, progress) run while a worker writes.
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    cursor.close()
+
+
+def create_sql_engine(url: str) -> Engine:
+    """An SQLAlchemy engine for `url`, tuned for the job store's access pattern."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class Store:
+    """Open job store: the tables, migrations and the guarded state transitions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine = create_sql_engine(url)
+            self.migrate()
+        except sa.exc.SQLAlchemyError as error:
+            raise StoreError(f"cannot open the job store {safe_url(url)}: {error}") from error
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One transaction."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def migrate(self) -> None:
+        """Apply the migrations this store has not seen yet, in order."""
+        with self.engine.begin() as conn:
+            schema_migrations.create(conn, checkfirst=True)
+            done = set(conn.execute(sa.select(schema_migrations.c.name)).scalars())
+            for name, apply in MIGRATIONS:
+                if name not in done:
+                    apply(conn)
+                    conn.execute(schema_migrations.insert().values(name=name, applied_at=now()))
+
+
+@contextmanager
+def held_lock(store: Store, name: str, owner: str, ttl_s: float = LOCK_S) -> Iterator[bool]:
+    """A store-wide mutex: yields whether we hold it; released on exit."""
+    t = now()
+    with store.begin() as conn:
+        exists = conn.execute(sa.select(locks.c.name).where(locks.c.name == name)).first()
+        if exists is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(locks.insert().values(name=name, token=0))
+            except sa.exc.IntegrityError:
+                pass  # another process made the row first
+        token = conn.execute(
+            sa.update(locks)
+            .where(
+                locks.c.name == name,
+                sa.or_(locks.c.expires_at.is_(None), locks.c.expires_at < t),
+            )
+            .values(owner=owner, token=locks.c.token + 1, expires_at=t + ttl_s)
+            .returning(locks.c.token)
+        ).scalar()
+    try:
+        yield token is not None
+    finally:
+        if token is not None:
+            with store.begin() as conn:
+                conn.execute(
+                    sa.update(locks)
+                    .where(locks.c.name == name, locks.c.token == token)
+                    .values(owner=None, expires_at=None)
+                )
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<invalid database url>"
+
+
+def now() -> float:
+    return time.time()
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    return dict(row._mapping)

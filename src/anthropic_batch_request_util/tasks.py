@@ -1,0 +1,145 @@
+"""The Celery app and its tasks: thin wrappers that run one engine step and queue the next.
+
+Messages carry ids only. The same tasks run in both deployments: on an in-process worker
+over the `memory://` broker (the default), and on `abr worker` processes fed by Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anthropic
+from celery import Celery
+
+from . import engine
+from .api import make_client
+from .config import Settings, database_url, load_api_key, load_settings
+from .engine import Action, Runtime, Step
+from .errors import MissingApiKeyError
+from .store import Store
+
+__all__ = ["app", "configure", "embedded_worker", "enqueue"]
+
+log = logging.getLogger(__name__)
+
+#: seconds Redis waits before handing an unacknowledged task to another worker; longer than
+#: any task and any countdown we schedule, so a slow task is not run twice for nothing
+VISIBILITY_TIMEOUT_S = 3600
+MEMORY_POLL_S = 0.01  #: seconds between looks at the in-process queue
+STEP_RETRY_S = 2.0  #: seconds before a step that raised unexpectedly runs again
+WORKER_STOP_TIMEOUT_S = 30.0  #: seconds Ctrl-C waits for running steps to record their work
+
+app = Celery("abr", set_as_current=False)
+app.conf.update(
+    broker_url="memory://",
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True,  # steps are idempotent: a crash mid-step means run it again
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    worker_redirect_stdouts=False,
+)
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def configure(settings: Settings, runtime: Runtime | None = None) -> None:
+    """Point the app at the configured broker, and (optionally) give it a ready runtime."""
+    global _runtime
+    app.conf.broker_url = settings.celery.broker_url
+    options: dict[str, float] = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    if settings.celery.broker_url.startswith("memory://"):
+        # the in-process queue is polled; its default (1 s) would add a second per step
+        options["polling_interval"] = MEMORY_POLL_S
+    app.conf.broker_transport_options = options
+    if runtime is not None:
+        _runtime = runtime
+
+
+def client_factory(api_key: str) -> Callable[[Settings], anthropic.Anthropic]:
+    """One SDK client per distinct settings, shared by the worker's threads."""
+    cache: dict[int, anthropic.Anthropic] = {}
+    lock = threading.Lock()
+
+    def factory(settings: Settings) -> anthropic.Anthropic:
+        with lock:
+            key = id(settings)
+            if key not in cache:
+                cache[key] = make_client(settings, api_key)
+            return cache[key]
+
+    return factory
+
+
+def runtime() -> Runtime:
+    """The process's runtime; a worker process builds it from its own settings."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            settings = load_settings()
+            api_key = load_api_key()
+            if api_key is None:
+                raise MissingApiKeyError()
+            _runtime = Runtime(Store(database_url(settings)), client_factory(api_key))
+        return _runtime
+
+
+def enqueue(actions: Iterable[Action]) -> None:
+    for action in actions:
+        task = TASKS[action.step]
+        task.apply_async((action.target,), countdown=action.delay if action.delay > 0 else None)
+
+
+def _make_task(step: Step, function: Callable[[Runtime, int], list[Action]]) -> Any:
+    """A Celery task that runs one engine step and queues what it says comes next.
+    A step that fails unexpectedly is tried again later; its lease was given back."""
+
+    @app.task(name=f"abr.{step.value}", bind=True, max_retries=None)
+    def task(self: Any, target: int) -> None:
+        try:
+            actions = function(runtime(), target)
+        except Exception as error:
+            log.exception("%s(%s) failed; trying again in %ss", step.value, target, STEP_RETRY_S)
+            raise self.retry(exc=error, countdown=STEP_RETRY_S) from error
+        enqueue(actions)
+
+    return task
+
+
+TASKS: dict[Step, Any] = {
+    Step.SUBMIT: _make_task(Step.SUBMIT, engine.submit_chunk),
+    Step.POLL: _make_task(Step.POLL, engine.poll_batch),
+    Step.FETCH: _make_task(Step.FETCH, engine.fetch_results),
+    Step.FINALIZE: _make_task(Step.FINALIZE, engine.finalize_job),
+}
+
+
+@contextmanager
+def embedded_worker(concurrency: int) -> Iterator[None]:
+    """A Celery worker on the threads pool inside this process (the local deployment)."""
+    worker = app.WorkController(
+        pool="threads",
+        concurrency=concurrency,
+        loglevel="WARNING",
+        hostname=f"abr-local-{threading.get_ident()}@localhost",
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+        ready_callback=None,
+    )
+    thread = threading.Thread(target=worker.start, name="abr-worker", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        worker.stop(in_sighandler=False)
+        thread.join(WORKER_STOP_TIMEOUT_S)

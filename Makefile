@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed-stamp
 ABR := $(BIN)/abr
 EMULATOR_PORT ?= 8765
 
-.PHONY: help install test lint format clean demo run-batch emulator
+.PHONY: help install test lint format clean demo run-batch emulator \
+	start-worker start-worker-debug stop-worker flower
 
 help: ## Show the available targets
 	@echo "abr — Anthropic Batch Request utility"
@@ -44,7 +45,21 @@ run-batch: $(STAMP) ## Run a batch job: make run-batch json_file=path/to/request
 	@test -n "$(json_file)" || { echo "usage: make run-batch json_file=path/to/request.json" >&2; exit 2; }
 	$(ABR) run "$(json_file)"
 
-emulator: $(STAMP) ## Start the built-in Anthropic API emulator on port $(EMULATOR_PORT)
+start-worker: $(STAMP) ## Start a Celery worker in the background (needs ABR_BROKER_URL)
+	$(ABR) worker start $(if $(name),--name $(name))
+
+start-worker-debug: $(STAMP) ## Run a Celery worker in the foreground with console output
+	$(ABR) worker debug $(if $(name),--name $(name))
+
+stop-worker: $(STAMP) ## Stop the background workers
+	$(ABR) worker stop
+
+flower: $(STAMP) ## Watch the workers with Flower on http://127.0.0.1:5555
+	@$(BIN)/python -c "import flower" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[flower]'
+	$(BIN)/celery -A anthropic_batch_request_util.tasks:app \
+		-b "$${ABR_BROKER_URL:-redis://127.0.0.1:6379/0}" flower --address=127.0.0.1 --port=5555
+
+emulator: $(STAMP) ## Start the built-in Anthropic API emulator (EMULATOR_PORT=8765)
 	$(ABR) emulator --port $(EMULATOR_PORT)
 
 clean: ## Remove caches, logs and temporary files (keeps output/ and .venv)

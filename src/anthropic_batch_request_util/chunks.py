@@ -18,7 +18,18 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .store import LEASE_S, ChunkStatus, RequestStatus, Store, chunks, now, requests, row_dict
+from .store import (
+    LEASE_S,
+    ChunkStatus,
+    RequestStatus,
+    Store,
+    chunks,
+    heartbeat,
+    locks,
+    now,
+    requests,
+    row_dict,
+)
 
 __all__ = ["Chunk", "Lease", "claim", "get_chunk", "release", "transition"]
 
@@ -53,6 +64,8 @@ class Chunk:
     counts: dict[str, int]
     fetch_attempts: int
     error: str | None
+    updated_at: float
+    lease_expires_at: float | None
 
 
 def get_chunk(conn: Connection, chunk_id: int) -> Chunk | None:
@@ -102,32 +115,56 @@ def claim(
     return None if token is None else Lease(chunk_id, int(token), owner)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine still runs (a zombie does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _dead_here(owner: str | None, prefix: str) -> bool:
+    """Whether `owner` ("host:pid:thread") names a process of this host that is gone."""
+    if not owner or not owner.startswith(prefix):
+        return False
+    pid = owner.removeprefix(prefix).split(":", 1)[0]
+    return pid.isdigit() and not pid_alive(int(pid))
 
 
 def reap_dead_leases(store: Store) -> int:
-    """Free leases held by processes of this host that no longer exist (a killed run), so
-    resuming need not wait for them to expire. Returns how many were freed."""
+    """Free chunk leases and store locks held by processes of this host that no longer
+    exist (a killed run or worker), so nobody waits for them to expire. Returns how many."""
     prefix = f"{socket.gethostname()}:"
-    stmt = sa.select(chunks.c.id, chunks.c.lease_owner, chunks.c.lease_token).where(
-        chunks.c.lease_owner.startswith(prefix), chunks.c.lease_expires_at > now()
-    )
+    t = now()
     freed = 0
     with store.begin() as conn:
-        for chunk_id, owner, token in conn.execute(stmt).all():
-            pid = owner.removeprefix(prefix).split(":", 1)[0]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+        held = conn.execute(
+            sa.select(chunks.c.id, chunks.c.lease_owner, chunks.c.lease_token).where(
+                chunks.c.lease_owner.startswith(prefix), chunks.c.lease_expires_at > t
+            )
+        ).all()
+        for chunk_id, owner, token in held:
+            if _dead_here(owner, prefix):
                 freed += conn.execute(
                     sa.update(chunks)
                     .where(chunks.c.id == chunk_id, chunks.c.lease_token == token)
                     .values(lease_owner=None, lease_expires_at=None)
+                ).rowcount
+        for name, owner, token in conn.execute(
+            sa.select(locks.c.name, locks.c.owner, locks.c.token).where(locks.c.expires_at > t)
+        ).all():
+            if _dead_here(owner, prefix):
+                freed += conn.execute(
+                    sa.update(locks)
+                    .where(locks.c.name == name, locks.c.token == token)
+                    .values(owner=None, expires_at=None)
                 ).rowcount
     return freed
 
@@ -139,11 +176,20 @@ def leased(
     """Hold the chunk's lease for the block (None if someone else has it); always given
     back, also when the block fails, so a crashed step never blocks the chunk."""
     lease = claim(store, chunk_id, owner, statuses)
+    if lease is None:
+        yield None
+        return
     try:
-        yield lease
+        with heartbeat(lambda: renew(store, lease)):
+            yield lease
     finally:
-        if lease is not None:
-            release(store, lease)
+        release(store, lease)
+
+
+def renew(store: Store, lease: Lease) -> bool:
+    """Push the lease's expiry out, if it is still ours."""
+    with store.begin() as conn:
+        return update_fenced(conn, lease, lease_expires_at=now() + LEASE_S)
 
 
 def release(store: Store, lease: Lease) -> None:

@@ -43,6 +43,11 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+worker_app = typer.Typer(
+    help="Celery workers for the distributed deployment (set celery.broker_url to redis://...).",
+    no_args_is_help=True,
+)
+app.add_typer(worker_app, name="worker")
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="Settings file (default: ./settings.yaml).")
@@ -199,6 +204,70 @@ def config_show(config: ConfigOpt = None, output: OutputOpt = None) -> None:
     with _user_errors():
         settings = _settings(config, output)
         render.settings_yaml(settings_to_dict(settings), mask_secret(load_api_key()))
+
+
+NameOpt = Annotated[str, typer.Option("--name", help="Worker name (one pid file per name).")]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option("--concurrency", help="Threads (default celery.worker_concurrency).")
+]
+
+
+def _worker_settings(config: Path | None, output: Path | None) -> Settings:
+    settings = _settings(config, output)
+    if settings.celery.broker_url.startswith("memory://"):
+        raise UsageError(
+            "workers need a shared broker: set celery.broker_url or ABR_BROKER_URL "
+            "(e.g. redis://127.0.0.1:6379/0)"
+        )
+    return settings
+
+
+@worker_app.command("start")
+def worker_start(
+    name: NameOpt = "worker",
+    concurrency: ConcurrencyOpt = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Start a worker in the background (logs to <logs>/celery.log)."""
+    from . import worker
+
+    with _user_errors():
+        settings = _worker_settings(config, output)
+        threads = concurrency or settings.celery.worker_concurrency
+        started = worker.start_background(settings, name=name, concurrency=threads)
+        log_file = started.pid_file.parent / "celery.log"
+        print(f"worker {started.name} started (pid {started.pid}); logs: {log_file}")
+
+
+@worker_app.command("debug")
+def worker_debug(
+    name: NameOpt = "worker",
+    concurrency: ConcurrencyOpt = None,
+    loglevel: Annotated[str, typer.Option("--loglevel", help="Celery log level.")] = "INFO",
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Run a worker in the foreground with console output (Ctrl-C stops it)."""
+    from . import worker
+
+    with _user_errors():
+        settings = _worker_settings(config, output)
+        threads = concurrency or settings.celery.worker_concurrency
+        worker.run_foreground(settings, name=name, concurrency=threads, loglevel=loglevel)
+
+
+@worker_app.command("stop")
+def worker_stop(config: ConfigOpt = None, output: OutputOpt = None) -> None:
+    """Stop the background workers started from here (running steps finish first)."""
+    from . import worker
+
+    with _user_errors():
+        stopped = worker.stop_workers(_settings(config, output))
+        for process in stopped:
+            print(f"worker {process.name} (pid {process.pid}) stopped")
+        if not stopped:
+            print("no worker was running")
 
 
 @app.command(

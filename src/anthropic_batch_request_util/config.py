@@ -110,6 +110,8 @@ DEFAULT_POLL_MAX_INTERVAL_S = 60.0  #: seconds between polls at most
 DEFAULT_BASE_DIR = "output"
 DEFAULT_BROKER_URL = "memory://"  #: the embedded in-process worker
 DEFAULT_WORKER_CONCURRENCY = 4  #: threads or processes per worker
+DEFAULT_RECONCILE_INTERVAL = 15.0  #: seconds between a worker's looks for stalled work
+DEFAULT_STALE_AFTER = 60.0  #: seconds without progress after which work is queued again
 
 MASK = "…"  #: stands for the hidden part of a secret
 SECRET_VISIBLE_TAIL = 4  #: characters at the end of a secret that may be shown, at most
@@ -191,6 +193,8 @@ class CelerySettings:
 
     broker_url: str = DEFAULT_BROKER_URL
     worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY
+    reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL
+    stale_after: float = DEFAULT_STALE_AFTER
 
 
 @dataclass(frozen=True)
@@ -337,6 +341,8 @@ _CHECKS: Final[dict[str, tuple[Check, ...]]] = {
     "storage.subdirs.logs": (_not_empty,),
     "celery.broker_url": (_url,),
     "celery.worker_concurrency": (_positive,),
+    "celery.reconcile_interval": (_positive,),
+    "celery.stale_after": (_positive,),
     "database_url": (_url,),
 }
 

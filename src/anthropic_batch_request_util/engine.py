@@ -451,23 +451,48 @@ def _job(rt: Runtime, job_pk: int) -> job_store.Job:
 # ---------------------------------------------------------------- reconcile / cancel
 
 
-def advance_job(rt: Runtime, job_pk: int) -> list[Action]:
-    """Rebuild, from the store alone, the work that should be queued for a job."""
+def advance_job(rt: Runtime, job_pk: int, stale_after: float | None = None) -> list[Action]:
+    """Rebuild, from the store alone, the work that should be queued for a job.
+    With `stale_after`, only chunks nobody has touched for that many seconds: what a lost
+    message (a flushed broker, a killed worker) left behind."""
     with rt.store.begin() as conn:
         job = job_store.get_job_by_pk(conn, job_pk)
         if job.status not in (JobStatus.RUNNING, JobStatus.CANCELING):
             return []
         found = chunk_store.job_chunks(conn, job_pk)
-    actions: list[Action] = []
-    for chunk in found:
-        if chunk.status in (ChunkStatus.PENDING, ChunkStatus.SUBMITTING):
-            actions.append(Action(Step.SUBMIT, chunk.id))
-        elif chunk.status == ChunkStatus.SUBMITTED:
-            delay = max(0.0, (chunk.next_poll_at or 0.0) - now())
-            actions.append(Action(Step.POLL, chunk.id, delay))
-        elif chunk.status == ChunkStatus.ENDED:
-            actions.append(Action(Step.FETCH, chunk.id))
-    return [*actions, Action(Step.FINALIZE, job_pk)]
+    t = now()
+    actions = [
+        _due_action(chunk, t)
+        for chunk in found
+        if stale_after is None or _is_stale(chunk, t, stale_after)
+    ]
+    return [action for action in actions if action is not None] + [Action(Step.FINALIZE, job_pk)]
+
+
+def _due_action(chunk: chunk_store.Chunk, t: float) -> Action | None:
+    if chunk.status in (ChunkStatus.PENDING, ChunkStatus.SUBMITTING):
+        return Action(Step.SUBMIT, chunk.id)
+    if chunk.status == ChunkStatus.SUBMITTED:
+        return Action(Step.POLL, chunk.id, max(0.0, (chunk.next_poll_at or 0.0) - t))
+    if chunk.status == ChunkStatus.ENDED:
+        return Action(Step.FETCH, chunk.id)
+    return None
+
+
+def _is_stale(chunk: chunk_store.Chunk, t: float, stale_after: float) -> bool:
+    if chunk.lease_expires_at is not None and chunk.lease_expires_at > t:
+        return False  # someone holds it and keeps renewing
+    if chunk.status == ChunkStatus.SUBMITTED:
+        return (chunk.next_poll_at or 0.0) < t - stale_after
+    return chunk.updated_at < t - stale_after
+
+
+def reconcile(rt: Runtime, stale_after: float) -> list[Action]:
+    """Re-queue the stale work of every active job in the store."""
+    chunk_store.reap_dead_leases(rt.store)
+    with rt.store.begin() as conn:
+        active = job_store.active_job_pks(conn)
+    return [action for job_pk in active for action in advance_job(rt, job_pk, stale_after)]
 
 
 def cancel_job(rt: Runtime, job_pk: int) -> list[str]:

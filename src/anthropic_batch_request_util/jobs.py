@@ -125,6 +125,12 @@ def list_jobs(conn: Connection) -> list[Job]:
     return [_job_from_row(row_dict(row)) for row in rows]
 
 
+def active_job_pks(conn: Connection) -> list[int]:
+    """Jobs that workers should be moving on."""
+    stmt = sa.select(jobs.c.pk).where(jobs.c.status.in_([JobStatus.RUNNING, JobStatus.CANCELING]))
+    return [int(pk) for pk in conn.execute(stmt).scalars()]
+
+
 def latest_job(conn: Connection) -> Job | None:
     found = list_jobs(conn)
     return found[0] if found else None

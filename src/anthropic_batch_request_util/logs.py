@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-__all__ = ["setup_logging"]
+__all__ = ["console_logging", "setup_logging"]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 LOGGERS = ("anthropic_batch_request_util", "celery", "anthropic")
@@ -25,3 +25,14 @@ def setup_logging(directory: Path, filename: str = "abr.log", level: int = loggi
         logger.setLevel(level if name == LOGGERS[0] else logging.WARNING)
         logger.propagate = False
     return path
+
+
+def console_logging(level: int = logging.INFO) -> None:
+    """abr's records on stderr (a worker in the foreground, or its log file when started
+    in the background, which points stderr there)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logger = logging.getLogger(LOGGERS[0])
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False

@@ -20,7 +20,7 @@ from .config import Settings, database_url, load_api_key, logs_dir
 from .errors import ApiError, MissingApiKeyError
 from .ingest import Ingested, ingest
 from .logs import setup_logging
-from .output import records_path, results_path, write_record
+from .output import records_path, results_path, write_outputs, write_record
 from .store import ChunkStatus, JobStatus, Store
 
 if TYPE_CHECKING:
@@ -166,7 +166,9 @@ def _drive(
         tasks.enqueue(engine.advance_job(rt, job_pk))
         done = _watch(store, rt, job_pk, wait, local, on_progress)
     result = snapshot(store, job_pk)
-    if interrupted.raised or not done:
+    if result.job.status == JobStatus.FINISHED and not local:
+        write_outputs(store, result.job)  # the worker that finished it may be on another machine
+    elif interrupted.raised or not done:
         write_record(store, result.job)
     if result.job.status == JobStatus.FAILED:
         raise ApiError(f"job {result.job.id} stopped: {result.job.error}")

@@ -10,7 +10,9 @@ Schema changes are append-only migration functions recorded in `schema_migration
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +26,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from .errors import StoreError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "FINAL_REQUEST_STATUSES",
     "ChunkStatus",
@@ -33,8 +37,9 @@ __all__ = [
     "held_lock",
 ]
 
-LEASE_S = 600.0  #: seconds a worker owns a chunk before another may take it over
-LOCK_S = 120.0  #: seconds a store-wide lock is held at most if its holder dies
+LEASE_S = 60.0  #: seconds a lease lasts unless renewed; a dead holder blocks no longer
+RENEW_EVERY_S = LEASE_S / 4  #: seconds between renewals of a lease still in use
+LOCK_S = LEASE_S  #: seconds a store-wide lock lasts unless renewed
 SQLITE_BUSY_TIMEOUT_S = 60.0  #: seconds a SQLite writer waits for the lock
 
 
@@ -255,8 +260,29 @@ class Store:
 
 
 @contextmanager
-def held_lock(store: Store, name: str, owner: str, ttl_s: float = LOCK_S) -> Iterator[bool]:
-    """A store-wide mutex: yields whether we hold it; released on exit."""
+def heartbeat(renew: Callable[[], object], every_s: float = RENEW_EVERY_S) -> Iterator[None]:
+    """Call `renew` every `every_s` seconds in the background while the block runs, so a
+    long step (a big upload or download) keeps its lease and a dead one loses it soon."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every_s):
+            try:
+                renew()
+            except sa.exc.SQLAlchemyError:
+                log.warning("could not renew a lease", exc_info=True)
+
+    thread = threading.Thread(target=beat, name="abr-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def try_lock(store: Store, name: str, owner: str, ttl_s: float = LOCK_S) -> int | None:
+    """Take the store-wide lock `name` if it is free or expired; returns its token."""
     t = now()
     with store.begin() as conn:
         exists = conn.execute(sa.select(locks.c.name).where(locks.c.name == name)).first()
@@ -275,8 +301,28 @@ def held_lock(store: Store, name: str, owner: str, ttl_s: float = LOCK_S) -> Ite
             .values(owner=owner, token=locks.c.token + 1, expires_at=t + ttl_s)
             .returning(locks.c.token)
         ).scalar()
+    return None if token is None else int(token)
+
+
+@contextmanager
+def held_lock(store: Store, name: str, owner: str, ttl_s: float = LOCK_S) -> Iterator[bool]:
+    """A store-wide mutex for the block: yields whether we hold it; released on exit."""
+    token = try_lock(store, name, owner, ttl_s)
+
+    def renew() -> None:
+        with store.begin() as conn:
+            conn.execute(
+                sa.update(locks)
+                .where(locks.c.name == name, locks.c.token == token)
+                .values(expires_at=now() + ttl_s)
+            )
+
     try:
-        yield token is not None
+        if token is None:
+            yield False
+        else:
+            with heartbeat(renew):
+                yield True
     finally:
         if token is not None:
             with store.begin() as conn:

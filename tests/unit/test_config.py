@@ -67,7 +67,12 @@ DOCUMENTED_DEFAULTS: dict[str, Any] = {
         "base_dir": "output",
         "subdirs": {"requests": "batch_records", "results": "results", "logs": "logs"},
     },
-    "celery": {"broker_url": "memory://", "worker_concurrency": 4},
+    "celery": {
+        "broker_url": "memory://",
+        "worker_concurrency": 4,
+        "reconcile_interval": 15.0,
+        "stale_after": 60.0,
+    },
     "database_url": None,
 }
 
@@ -402,6 +407,8 @@ def test_every_setting_has_its_environment_variable() -> None:
         "ABR_STORAGE_SUBDIRS_LOGS": "storage.subdirs.logs",
         "ABR_CELERY_BROKER_URL": "celery.broker_url",
         "ABR_CELERY_WORKER_CONCURRENCY": "celery.worker_concurrency",
+        "ABR_CELERY_RECONCILE_INTERVAL": "celery.reconcile_interval",
+        "ABR_CELERY_STALE_AFTER": "celery.stale_after",
         "ABR_DATABASE_URL": "database_url",
         "ABR_BROKER_URL": "celery.broker_url",
     }

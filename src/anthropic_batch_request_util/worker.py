@@ -1,0 +1,177 @@
+"""Worker processes for the distributed deployment: `abr worker start | debug | stop`.
+
+A worker is a Celery worker on the threads pool (the work is waiting on HTTP, not CPU) fed
+by the configured broker, with the job store at `database_url`. Every worker also runs a
+reconciler: a loop that, under a store-wide lock so only one worker does it at a time,
+re-queues work the store says is due but nobody has touched lately. A flushed or restarted
+Redis, or a killed worker, therefore only delays a job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery import signals
+
+from . import engine, tasks
+from .chunks import pid_alive
+from .config import Settings, logs_dir
+from .errors import UsageError
+from .logs import console_logging
+from .store import try_lock
+
+__all__ = ["WorkerProcess", "list_workers", "run_foreground", "start_background", "stop_workers"]
+
+log = logging.getLogger(__name__)
+
+RECONCILE_LOCK = "reconcile"
+READY_TIMEOUT_S = 30.0  #: seconds `abr worker start` waits for the worker to say it is ready
+STOP_TIMEOUT_S = 30.0  #: seconds `abr worker stop` waits before killing a worker
+READY_LINE = "abr worker ready"
+
+
+@dataclass(frozen=True)
+class WorkerProcess:
+    """A background worker this machine started: its name, pid and pid file."""
+
+    name: str
+    pid: int
+    pid_file: Path
+
+
+def _pid_file(settings: Settings, name: str) -> Path:
+    return logs_dir(settings) / f"celery-{name}.pid"
+
+
+def list_workers(settings: Settings) -> list[WorkerProcess]:
+    found = []
+    for pid_file in sorted(logs_dir(settings).glob("celery-*.pid")):
+        text = pid_file.read_text().strip()
+        if text.isdigit():
+            name = pid_file.stem.removeprefix("celery-")
+            found.append(WorkerProcess(name, int(text), pid_file))
+    return found
+
+
+class _Reconciler:
+    """The loop inside each worker that re-queues stalled work from the store."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="abr-reconciler", daemon=True)
+
+    def _loop(self) -> None:
+        interval = self.settings.celery.reconcile_interval
+        while not self.stop.wait(interval):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("reconciler pass failed")
+
+    def run_once(self) -> None:
+        rt = tasks.runtime()
+        # the lock is left to expire: one pass per interval across all workers
+        if try_lock(
+            rt.store, RECONCILE_LOCK, rt.owner, self.settings.celery.reconcile_interval * 0.9
+        ):
+            tasks.enqueue(engine.reconcile(rt, self.settings.celery.stale_after))
+
+
+def run_foreground(settings: Settings, *, name: str, concurrency: int, loglevel: str) -> None:
+    """`abr worker debug`: a worker in this process, logging to the console."""
+    tasks.configure(settings)
+    console_logging()
+    reconciler = _Reconciler(settings)
+
+    def ready(**_: Any) -> None:
+        tasks.runtime()  # fail early on a missing key or an unreachable store
+        reconciler.thread.start()
+        print(f"{READY_LINE}: {name} ({concurrency} threads)", flush=True)
+
+    def shutdown(**_: Any) -> None:
+        reconciler.stop.set()
+
+    signals.worker_ready.connect(ready, weak=False)
+    signals.worker_shutdown.connect(shutdown, weak=False)
+
+    tasks.app.worker_main(
+        [
+            "worker",
+            "--pool=threads",
+            f"--concurrency={concurrency}",
+            f"--hostname={name}@%h",
+            f"--loglevel={loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+            "--task-events",
+        ]
+    )
+
+
+def start_background(settings: Settings, *, name: str, concurrency: int) -> WorkerProcess:
+    """`abr worker start`: a detached worker logging to <logs>/celery.log, with a pid file."""
+    pid_file = _pid_file(settings, name)
+    for worker in list_workers(settings):
+        if worker.name == name and pid_alive(worker.pid):
+            raise UsageError(
+                f"worker {name!r} already runs (pid {worker.pid}); `abr worker stop` first"
+            )
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    log_path = logs_dir(settings) / "celery.log"
+    command = [sys.executable, "-m", "anthropic_batch_request_util", "worker", "debug"]
+    command += ["--name", name, "--concurrency", str(concurrency)]
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives the terminal that started it
+        )
+    pid_file.write_text(f"{process.pid}\n")
+    _wait_ready(process, log_path)
+    return WorkerProcess(name, process.pid, pid_file)
+
+
+def _wait_ready(process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise UsageError(
+                f"the worker exited at start (code {process.returncode}); see {log_path}"
+            )
+        if READY_LINE in log_path.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise UsageError(f"the worker did not report ready in {READY_TIMEOUT_S:.0f}s; see {log_path}")
+
+
+def stop_workers(settings: Settings, timeout: float = STOP_TIMEOUT_S) -> list[WorkerProcess]:
+    """`abr worker stop`: warm shutdown (running steps finish), then kill what lingers."""
+    stopped = []
+    for worker in list_workers(settings):
+        if pid_alive(worker.pid):
+            _terminate(worker.pid, timeout)
+            stopped.append(worker)
+        worker.pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def _terminate(pid: int, timeout: float) -> None:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return
+        time.sleep(0.1)
+    os.killpg(os.getpgid(pid), signal.SIGKILL)

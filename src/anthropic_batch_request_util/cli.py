@@ -151,17 +151,25 @@ def cancel(
 @app.command()
 def status(
     job: Annotated[str | None, typer.Argument(help="Job id (default: the latest job).")] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Refresh until the job ends.")
+    ] = False,
     config: ConfigOpt = None,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show where a job stands: requests by status, chunks and their batches."""
+    """Show where a job stands: requests by status, errors, chunks, ETA and cost."""
+    from . import views
+
     with _user_errors(), runner.open_store(_settings(config, output)) as store:
         current = render.find_snapshot(store, job)
-        if as_json:
-            print(orjson.dumps(render.status_dict(current)).decode())
+        if watch:
+            try:
+                views.watch(store, current.job.pk, as_json=as_json, console=render.stdout)
+            except KeyboardInterrupt:
+                raise typer.Exit(130) from None
         else:
-            render.status(current)
+            views.show(current, as_json=as_json, console=render.stdout)
 
 
 @app.command()

@@ -204,6 +204,27 @@ def iter_outputs(conn: Connection, job_pk: int) -> Iterator[bytes]:
         yield bytes(output)
 
 
+def error_counts(conn: Connection, job_pk: int) -> dict[str, int]:
+    """Requests not (yet) succeeded, by the error type of their last attempt."""
+    c = requests.c
+    stmt = (
+        sa.select(c.error_type, sa.func.count())
+        .where(c.job_pk == job_pk, c.error_type.is_not(None), c.status != RequestStatus.SUCCEEDED)
+        .group_by(c.error_type)
+    )
+    return {str(kind): int(n) for kind, n in conn.execute(stmt)}
+
+
+def retries_in_flight(conn: Connection, job_pk: int) -> int:
+    """Requests being tried again: waiting for a new chunk, or in one after a failure."""
+    c = requests.c
+    waiting = sa.and_(c.status == RequestStatus.QUEUED, c.attempts > 0)
+    stmt = sa.select(sa.func.count()).where(
+        c.job_pk == job_pk, sa.or_(c.status == RequestStatus.RETRY, waiting)
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
 def duplicate_custom_ids(conn: Connection, job_pk: int, limit: int = 20) -> list[tuple[str, int]]:
     """custom_ids used more than once in a job, with how often (checked in SQL, not memory)."""
     c = requests.c

@@ -160,52 +160,6 @@ def find_snapshot(store: Store, job_id: str | None) -> Snapshot:
     return snapshot(store, job.pk)
 
 
-def status_dict(current: Snapshot) -> dict[str, Any]:
-    job = current.job
-    return {
-        "job_id": job.id,
-        "status": job.status.value,
-        "total": job.total_requests,
-        "done": current.counts.final,
-        "counts": current.counts.finals(),
-        "retrying": current.counts.get(RequestStatus.RETRY),
-        "error": job.error,
-        "chunks": [
-            {
-                "seq": c.seq,
-                "round": c.round,
-                "status": c.status.value,
-                "batch_id": c.batch_id,
-                "requests": c.request_count,
-                "request_counts": c.counts,
-            }
-            for c in current.chunks
-        ],
-    }
-
-
-def status(current: Snapshot) -> None:
-    job = current.job
-    stdout.print(f"Job {job.id}: {job.status.value}")
-    stdout.print(
-        f"  {current.counts.final}/{job.total_requests} done: {_counts_line(current.counts)}"
-    )
-    if job.error:
-        stdout.print(f"  error: {job.error}")
-    table = Table("chunk", "round", "status", "batch", "requests", "counts")
-    for chunk in current.chunks:
-        counts = ", ".join(f"{k} {v}" for k, v in chunk.counts.items() if v)
-        table.add_row(
-            str(chunk.seq),
-            str(chunk.round),
-            chunk.status.value,
-            chunk.batch_id or "-",
-            str(chunk.request_count),
-            counts,
-        )
-    stdout.print(table)
-
-
 def jobs(store: Store, *, as_json: bool) -> None:
     with store.begin() as conn:
         rows = [(job, job_store.job_counts(conn, job.pk)) for job in job_store.list_jobs(conn)]

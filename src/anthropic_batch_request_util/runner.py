@@ -43,6 +43,10 @@ class Snapshot:
     counts: job_store.JobCounts
     usage: job_store.Usage
     chunks: list[chunk_store.Chunk] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    retrying: int = 0
+    cost_usd: float | None = None
+    taken_at: float = field(default_factory=time.time)
 
     @property
     def running_batches(self) -> list[str]:
@@ -80,6 +84,8 @@ def snapshot(store: Store, job_pk: int) -> Snapshot:
             counts=job_store.job_counts(conn, job_pk),
             usage=job_store.job_usage(conn, job_pk),
             chunks=chunk_store.job_chunks(conn, job_pk),
+            errors=job_store.error_counts(conn, job_pk),
+            retrying=job_store.retries_in_flight(conn, job_pk),
         )
 
 

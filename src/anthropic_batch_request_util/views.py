@@ -1,0 +1,186 @@
+"""What `abr status` shows: a job as the store has it, once or live (`--watch`).
+
+Every figure comes from one store snapshot, so the view never runs ahead of the truth: a
+request counts as done only once its result is in the store, not when its batch ends.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import orjson
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from .runner import Snapshot, snapshot
+from .store import FINAL_REQUEST_STATUSES, JobStatus, Store
+
+__all__ = ["eta_seconds", "status_dict", "status_lines", "status_view", "watch"]
+
+WATCH_INTERVAL_S = 1.0  #: seconds between two refreshes of `abr status --watch`
+ENDED = (JobStatus.FINISHED, JobStatus.FAILED)
+
+
+def eta_seconds(current: Snapshot) -> float | None:
+    """Seconds left at the throughput observed so far (None before anything is done)."""
+    done, total = current.counts.final, current.job.total_requests
+    elapsed = current.taken_at - current.job.created_at
+    if done == 0 or elapsed <= 0 or current.job.status in ENDED:
+        return None
+    return (total - done) / (done / elapsed)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _cost(current: Snapshot) -> str:
+    return "—" if current.cost_usd is None else f"${current.cost_usd:,.4f}"
+
+
+def status_dict(current: Snapshot) -> dict[str, Any]:
+    job = current.job
+    return {
+        "job_id": job.id,
+        "status": job.status.value,
+        "total": job.total_requests,
+        "done": current.counts.final,
+        "counts": current.counts.finals(),
+        "retrying": current.retrying,
+        "errors": current.errors,
+        "eta_s": eta_seconds(current),
+        "cost_usd": current.cost_usd,
+        "error": job.error,
+        "chunks": [
+            {
+                "seq": c.seq,
+                "round": c.round,
+                "status": c.status.value,
+                "batch_id": c.batch_id,
+                "requests": c.request_count,
+                "request_counts": c.counts,
+                "age_s": None if c.submitted_at is None else current.taken_at - c.submitted_at,
+            }
+            for c in current.chunks
+        ],
+    }
+
+
+def _summary_line(current: Snapshot) -> str:
+    job = current.job
+    finals = ", ".join(
+        f"{status.value} {current.counts.get(status)}" for status in FINAL_REQUEST_STATUSES
+    )
+    return (
+        f"{job.id}: {job.status.value} — {current.counts.final}/{job.total_requests} done "
+        f"({finals}); retrying {current.retrying}; ETA {_duration(eta_seconds(current))}; "
+        f"cost {_cost(current)}"
+    )
+
+
+def status_lines(current: Snapshot) -> list[str]:
+    """The plain-text view, for logs and pipes."""
+    lines = [_summary_line(current)]
+    if current.errors:
+        lines.append(
+            "errors: " + ", ".join(f"{kind} {n}" for kind, n in sorted(current.errors.items()))
+        )
+    for c in current.chunks:
+        age = None if c.submitted_at is None else current.taken_at - c.submitted_at
+        counts = " ".join(f"{k}={v}" for k, v in c.counts.items() if v)
+        lines.append(
+            f"chunk {c.seq} round {c.round}: {c.status.value} {c.batch_id or '-'} "
+            f"{c.request_count} requests {counts} age {_duration(age)}".rstrip()
+        )
+    if current.job.error:
+        lines.append(f"error: {current.job.error}")
+    return lines
+
+
+def status_view(current: Snapshot) -> Group:
+    """The Rich view: a header, the errors by type, and one row per chunk."""
+    job = current.job
+    header = Text(_summary_line(current), style="bold")
+    parts: list[Any] = [header]
+    if current.errors:
+        parts.append(
+            Text("errors: " + ", ".join(f"{k} {n}" for k, n in sorted(current.errors.items())))
+        )
+    if job.error:
+        parts.append(Text(f"error: {job.error}", style="red"))
+    table = Table("chunk", "round", "status", "batch", "requests", "counts", "age")
+    for c in current.chunks:
+        age = None if c.submitted_at is None else current.taken_at - c.submitted_at
+        counts = ", ".join(f"{k} {v}" for k, v in c.counts.items() if v)
+        table.add_row(
+            str(c.seq),
+            str(c.round),
+            c.status.value,
+            c.batch_id or "-",
+            str(c.request_count),
+            counts,
+            _duration(age),
+        )
+    parts.append(table)
+    return Group(*parts)
+
+
+def show(current: Snapshot, *, as_json: bool, console: Console) -> None:
+    if as_json:
+        print(orjson.dumps(status_dict(current)).decode(), flush=True)
+    elif console.is_terminal:
+        console.print(status_view(current))
+    else:
+        print("\n".join(status_lines(current)), flush=True)
+
+
+def watch(
+    store: Store,
+    job_pk: int,
+    *,
+    as_json: bool,
+    console: Console,
+    interval: float = WATCH_INTERVAL_S,
+) -> Snapshot:
+    """Refresh the view until the job ends (Ctrl-C stops watching, not the job)."""
+    current = snapshot(store, job_pk)
+    if as_json or not console.is_terminal:
+        return _watch_plain(
+            store, job_pk, current, as_json=as_json, console=console, interval=interval
+        )
+    with Live(status_view(current), console=console, refresh_per_second=4) as live:
+        while current.job.status not in ENDED:
+            time.sleep(interval)
+            current = snapshot(store, job_pk)
+            live.update(status_view(current))
+    return current
+
+
+def _watch_plain(
+    store: Store,
+    job_pk: int,
+    current: Snapshot,
+    *,
+    as_json: bool,
+    console: Console,
+    interval: float,
+) -> Snapshot:
+    last = ""
+    while True:
+        line = orjson.dumps(status_dict(current)).decode() if as_json else _summary_line(current)
+        if line != last:
+            print(line, flush=True)
+            last = line
+        if current.job.status in ENDED:
+            return current
+        time.sleep(interval)
+        current = snapshot(store, job_pk)
+        sys.stdout.flush()

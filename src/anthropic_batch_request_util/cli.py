@@ -2,12 +2,15 @@
 
 Quick start:
 
+\b
   abr init                      write settings.yaml and a .env template here
   abr run requests.json         submit, wait, write output/results/<job>.jsonl
   abr status [JOB]              where a job stands (default: the latest)
   abr jobs                      every job in the store
   abr results JOB --format csv  export the results
-  abr resume JOB | abr cancel JOB
+  abr resume JOB                carry on after Ctrl-C, a crash or a failure
+  abr cancel JOB                cancel its batches, keep what they finished
+  abr estimate requests.json    token counts and a cost range before launch
   abr emulator                  a local Anthropic API, to try abr for free
 """
 
@@ -31,7 +34,7 @@ from .config import (
     settings_to_dict,
     write_starter_files,
 )
-from .errors import AbrError, UsageError
+from .errors import AbrError, BudgetExceededError, UsageError
 
 app = typer.Typer(
     help=__doc__,
@@ -83,6 +86,8 @@ def _finish(outcome: runner.Outcome, as_json: bool) -> None:
         render.outcome(outcome)
     if outcome.interrupted:
         raise typer.Exit(130)
+    if outcome.budget_note:
+        raise BudgetExceededError(outcome.budget_note)
 
 
 @app.command()
@@ -91,6 +96,10 @@ def run(
     config: ConfigOpt = None,
     output: OutputOpt = None,
     no_wait: NoWaitOpt = False,
+    max_cost: Annotated[
+        float | None,
+        typer.Option("--max-cost", help="Budget in USD: refuse or stop (cancel) past it."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Submit every request in FILE and wait for the results (resumes a known job)."""
@@ -104,8 +113,46 @@ def run(
                 wait=not no_wait,
                 on_progress=progress.update,
                 on_ingested=progress.ingested,
+                max_cost=max_cost,
             )
         _finish(outcome, as_json)
+
+
+@app.command()
+def estimate(
+    file: Annotated[Path, typer.Argument(help="Requests: the original JSON format or JSONL.")],
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Approximate tokens locally; no API calls.")
+    ] = False,
+    concurrency: Annotated[int, typer.Option(help="count_tokens calls in flight.")] = 8,
+    rate: Annotated[float, typer.Option(help="count_tokens calls per second at most.")] = 50.0,
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Count tokens and give a cost range before anything is submitted."""
+    from . import estimate as estimating
+    from .pricing import price_table_for
+
+    with _user_errors():
+        if concurrency < 1 or rate <= 0:
+            raise UsageError("--concurrency must be at least 1 and --rate above 0")
+        settings = _settings(config, output)
+        progress = render.Counter("counting tokens", enabled=not as_json and not offline)
+        with progress:
+            result = estimating.estimate(
+                file,
+                settings,
+                offline=offline,
+                concurrency=concurrency,
+                rate_per_s=rate,
+                prices=price_table_for(settings.pricing_file),
+                on_progress=progress.update,
+            )
+        if as_json:
+            print(orjson.dumps(result.as_dict()).decode())
+        else:
+            render.estimate(result)
 
 
 @app.command()

@@ -207,6 +207,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     celery: CelerySettings = field(default_factory=CelerySettings)
     database_url: str | None = None
+    pricing_file: str | None = None
 
 
 # --- the schema, derived from the dataclasses ------------------------------------------
@@ -344,6 +345,7 @@ _CHECKS: Final[dict[str, tuple[Check, ...]]] = {
     "celery.reconcile_interval": (_positive,),
     "celery.stale_after": (_positive,),
     "database_url": (_url,),
+    "pricing_file": (_not_empty,),
 }
 
 

@@ -32,8 +32,9 @@ from . import results as result_rows
 from .api import HttpFailure, classify_http_error, create_batch, retry_after_seconds
 from .chunking import ChunkCutter, batch_body, effective_limits
 from .config import Settings, settings_from_dict
-from .errors import ApiError
+from .errors import ApiError, SettingsError
 from .output import write_outputs
+from .pricing import PriceTable, price_table_for
 from .store import ChunkStatus, JobStatus, RequestStatus, Store, held_lock, now, requests
 
 __all__ = ["Action", "Runtime", "Step", "advance_job", "fetch_results", "finalize_job"]
@@ -78,16 +79,28 @@ class Runtime:
     client_factory: ClientFactory
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _settings: dict[int, Settings] = field(default_factory=dict)
+    _prices: dict[int, PriceTable] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def settings_for(self, job_pk: int) -> Settings:
         """The settings a job was created with (cached; they never change for a job)."""
         with self._lock:
-            if job_pk not in self._settings:
-                with self.store.begin() as conn:
-                    job = job_store.get_job_by_pk(conn, job_pk)
-                self._settings[job_pk] = settings_from_dict(job.settings)
-            return self._settings[job_pk]
+            return self._settings_unlocked(job_pk)
+
+    def _settings_unlocked(self, job_pk: int) -> Settings:
+        if job_pk not in self._settings:
+            with self.store.begin() as conn:
+                job = job_store.get_job_by_pk(conn, job_pk)
+            self._settings[job_pk] = settings_from_dict(job.settings)
+        return self._settings[job_pk]
+
+    def prices_for(self, job_pk: int) -> PriceTable:
+        """The price table of a job's settings (cached per job)."""
+        with self._lock:
+            if job_pk not in self._prices:
+                pricing_file = self._settings_unlocked(job_pk).pricing_file
+                self._prices[job_pk] = price_table_for(pricing_file)
+            return self._prices[job_pk]
 
     def client(self, job_pk: int) -> anthropic.Anthropic:
         return self.client_factory(self.settings_for(job_pk))
@@ -373,12 +386,21 @@ def _apply_results(
     """One transaction: rows, attempts, the chunk's DONE and its retry chunks, or nothing."""
     settings = rt.settings_for(chunk.job_pk)
     with rt.store.begin() as conn:
-        result_rows.apply(conn, chunk, spool, settings)
+        result_rows.apply(conn, chunk, spool, settings, _prices_or_none(rt, chunk.job_pk))
         if not chunk_store.transition(
             conn, lease, ChunkStatus.ENDED, ChunkStatus.DONE, fetched_at=now()
         ):
             raise _LeaseLost
         return plan_retries(conn, chunk, settings)
+
+
+def _prices_or_none(rt: Runtime, job_pk: int) -> PriceTable | None:
+    """A broken pricing file must not stop results from being stored: cost is left out."""
+    try:
+        return rt.prices_for(job_pk)
+    except SettingsError as error:
+        log.warning("cost is not computed: %s", error)
+        return None
 
 
 class _LeaseLost(Exception):

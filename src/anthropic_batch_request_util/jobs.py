@@ -178,6 +178,13 @@ def job_usage(conn: Connection, job_pk: int) -> Usage:
     return Usage(*(int(value) for value in row))
 
 
+def job_cost(conn: Connection, job_pk: int) -> float | None:
+    """Actual cost so far (batch prices, cache tokens included); None before any answer."""
+    stmt = sa.select(sa.func.sum(requests.c.cost_usd)).where(requests.c.job_pk == job_pk)
+    value = conn.execute(stmt).scalar()
+    return None if value is None else float(value)
+
+
 def active_chunk_count(conn: Connection, job_pk: int) -> int:
     stmt = sa.select(sa.func.count()).where(
         chunks.c.job_pk == job_pk, chunks.c.status.in_(list(ACTIVE_CHUNK_STATUSES))
@@ -193,15 +200,20 @@ def unfinished_count(conn: Connection, job_pk: int) -> int:
 
 
 def iter_outputs(conn: Connection, job_pk: int) -> Iterator[bytes]:
-    """The results-file lines of a job, in input order, streamed."""
+    """The results-file lines of a job, in input order, streamed. A request still on its
+    way has a line too, saying where it stands, so an export of a running job is whole."""
+    c = requests.c
     stmt = (
-        sa.select(requests.c.output)
-        .where(requests.c.job_pk == job_pk)
-        .order_by(requests.c.idx)
+        sa.select(c.output, c.custom_id, c.status, c.attempts)
+        .where(c.job_pk == job_pk)
+        .order_by(c.idx)
         .execution_options(yield_per=5000)
     )
-    for (output,) in conn.execute(stmt):
-        yield bytes(output)
+    for output, custom_id, status, attempts in conn.execute(stmt):
+        if output is None:
+            yield orjson.dumps({"custom_id": custom_id, "status": status, "attempts": attempts})
+        else:
+            yield bytes(output)
 
 
 def error_counts(conn: Connection, job_pk: int) -> dict[str, int]:

@@ -92,6 +92,7 @@ def batch_record(store: Store, job: job_store.Job) -> dict[str, Any]:
     with store.begin() as conn:
         counts = job_store.job_counts(conn, job.pk)
         usage = job_store.job_usage(conn, job.pk)
+        cost = job_store.job_cost(conn, job.pk)
         found = chunk_store.job_chunks(conn, job.pk)
     return {
         "job_id": job.id,
@@ -108,6 +109,7 @@ def batch_record(store: Store, job: job_store.Job) -> dict[str, Any]:
             "cache_creation_input_tokens": usage.cache_creation_input_tokens,
             "cache_read_input_tokens": usage.cache_read_input_tokens,
         },
+        "cost_usd": cost,
         "results_path": str(results_path(job)),
         "error": job.error,
         "settings": job.settings,

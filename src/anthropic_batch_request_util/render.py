@@ -19,6 +19,7 @@ from . import jobs as job_store
 from . import output
 from .errors import UsageError
 from .ingest import Ingested
+from .pricing import format_usd
 from .runner import Outcome, Snapshot, snapshot
 from .store import RequestStatus, Store
 
@@ -123,6 +124,7 @@ def summary_dict(outcome: Outcome) -> dict[str, Any]:
             "cache_creation_input_tokens": usage.cache_creation_input_tokens,
             "cache_read_input_tokens": usage.cache_read_input_tokens,
         },
+        "cost_usd": current.cost_usd,
         "running_batches": current.running_batches,
         "interrupted": outcome.interrupted,
     }
@@ -132,6 +134,10 @@ def outcome(result: Outcome) -> None:
     current = result.snapshot
     job = current.job
     stdout.print(f"Job {job.id}: {job.status.value} — {_counts_line(current.counts)}")
+    if current.cost_usd is not None:
+        stdout.print(
+            f"Cost:    {format_usd(current.cost_usd)} (batch prices, cache tokens included)"
+        )
     if job.status.value == "finished":
         stdout.print(f"Results: {result.results_path}")
         stdout.print(f"Record:  {result.records_path}")
@@ -161,8 +167,12 @@ def find_snapshot(store: Store, job_id: str | None) -> Snapshot:
 
 
 def jobs(store: Store, *, as_json: bool) -> None:
+    """Every job with its status, size, progress, age and cost."""
     with store.begin() as conn:
-        rows = [(job, job_store.job_counts(conn, job.pk)) for job in job_store.list_jobs(conn)]
+        rows = [
+            (job, job_store.job_counts(conn, job.pk), job_store.job_cost(conn, job.pk))
+            for job in job_store.list_jobs(conn)
+        ]
     if as_json:
         data = [
             {
@@ -170,25 +180,47 @@ def jobs(store: Store, *, as_json: bool) -> None:
                 "status": j.status.value,
                 "total": j.total_requests,
                 "counts": c.finals(),
+                "created_at": output.iso(j.created_at),
+                "cost_usd": cost,
             }
-            for j, c in rows
+            for j, c, cost in rows
         ]
         print(orjson.dumps(data).decode())
         return
     if not rows:
         stdout.print("No jobs yet. Start one with: abr run FILE")
         return
-    table = Table("job", "status", "requests", "done", "created")
-    for job, counts in rows:
-        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
-        table.add_row(job.id, job.status.value, str(job.total_requests), str(counts.final), created)
+    table = Table()
+    # the id is what every other command takes: never shorten it
+    table.add_column("job", no_wrap=True, min_width=max(len(job.id) for job, _, _ in rows))
+    for name in ("status", "requests", "done", "age", "cost"):
+        table.add_column(name)
+    for job, counts, cost in rows:
+        table.add_row(
+            job.id,
+            job.status.value,
+            str(job.total_requests),
+            str(counts.final),
+            _age(time.time() - job.created_at),
+            "—" if cost is None else format_usd(cost),
+        )
     stdout.print(table)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
 
 
 def export(store: Store, job_id: str, fmt: str, out: Path | None) -> None:
     with store.begin() as conn:
         job = job_store.get_job(conn, job_id)
-    handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
+    try:
+        handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
+    except OSError as error:
+        raise UsageError(f"cannot write {out}: {error.strerror}") from error
     try:
         if fmt == "csv":
             output.export_csv(store, job, handle)
@@ -204,3 +236,58 @@ def export(store: Store, job_id: str, fmt: str, out: Path | None) -> None:
 def settings_yaml(settings: dict[str, Any], masked_key: str) -> None:
     print(yaml.safe_dump(settings, sort_keys=False).rstrip())
     print(f"# ANTHROPIC_API_KEY: {masked_key}")
+
+
+class Counter:
+    """A counter on stderr for long loops (token counting): a bar on a terminal."""
+
+    def __init__(self, label: str, enabled: bool = True) -> None:
+        self.label = label
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar: rich.progress.Progress | None = None
+        self.task: rich.progress.TaskID | None = None
+
+    def __enter__(self) -> Counter:
+        if self.enabled:
+            self.bar = rich.progress.Progress(
+                rich.progress.TextColumn(self.label),
+                rich.progress.BarColumn(),
+                rich.progress.MofNCompleteColumn(),
+                rich.progress.TimeRemainingColumn(),
+                console=stderr,
+            )
+            self.bar.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(kind, value, tb)
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            return
+        if self.task is None:
+            self.task = self.bar.add_task(self.label, total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+
+def estimate(result: Any) -> None:
+    """`abr estimate`: tokens and the cost range, per model when several."""
+    how = "approximate (offline)" if result.offline else "counted by the API"
+    stdout.print(f"{result.requests} requests, {result.input_tokens:,} input tokens ({how})")
+    stdout.print(f"output: up to {result.max_output_tokens:,} tokens (the requests' max_tokens)")
+    stdout.print(
+        f"cost at batch prices: {format_usd(result.low_usd)} (input only) "
+        f"to {format_usd(result.high_usd)} (every answer at max_tokens)"
+    )
+    if len(result.model_breakdown) > 1:
+        for model, part in result.model_breakdown.items():
+            stdout.print(
+                f"  {model}: {part.requests} requests, {format_usd(part.low_usd)}"
+                f" to {format_usd(part.high_usd)}"
+            )

@@ -9,6 +9,7 @@ half-written and nothing is counted twice.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -26,9 +27,13 @@ from . import chunks as chunk_store
 from .api import ResultDisposition, classify_result
 from .chunking import ChunkCutter
 from .config import ResponseFormat, Settings
+from .errors import SettingsError
+from .pricing import PriceTable, cost_usd
 from .store import ChunkStatus, RequestStatus, attempts, chunks, jobs, now, requests
 
 __all__ = ["apply", "build_output", "cut_into_chunks", "download"]
+
+log = logging.getLogger(__name__)
 
 DOWNLOAD_CHUNK_BYTES = 1 << 16  #: bytes read from the results stream at a time
 APPLY_BATCH = 2000  #: rows written per executemany
@@ -48,6 +53,7 @@ _UPDATE = (
         cache_creation_tokens=sa.bindparam("cache_creation_tokens"),
         cache_read_tokens=sa.bindparam("cache_read_tokens"),
         output=sa.bindparam("output"),
+        cost_usd=sa.bindparam("cost_usd"),
     )
 )
 
@@ -101,7 +107,13 @@ def _read(path: Path) -> Iterator[dict[str, Any]]:
                 yield orjson.loads(line)
 
 
-def apply(conn: Connection, chunk: chunk_store.Chunk, spool: Path, settings: Settings) -> None:
+def apply(
+    conn: Connection,
+    chunk: chunk_store.Chunk,
+    spool: Path,
+    settings: Settings,
+    prices: PriceTable | None = None,
+) -> None:
     """Write every result line into its request row; record the attempt."""
     members = chunk_store.members(conn, chunk.id)
     seen: set[int] = set()
@@ -112,7 +124,7 @@ def apply(conn: Connection, chunk: chunk_store.Chunk, spool: Path, settings: Set
         if member is None:
             continue  # not ours: a reconciled batch is confirmed by its custom_ids
         idx, n = member
-        row = build_output(line, n, chunk.batch_id, settings)
+        row = build_output(line, n, chunk.batch_id, settings, prices)
         row.update(b_job=chunk.job_pk, b_idx=idx, b_chunk=chunk.id)
         updates.append(row)
         tries.append(
@@ -152,7 +164,11 @@ def _retry_missing(
 
 
 def build_output(
-    line: dict[str, Any], attempts_made: int, batch_id: str | None, settings: Settings
+    line: dict[str, Any],
+    attempts_made: int,
+    batch_id: str | None,
+    settings: Settings,
+    prices: PriceTable | None = None,
 ) -> dict[str, Any]:
     """The store row values and results-file line for one result line."""
     result = line.get("result") or {}
@@ -170,7 +186,8 @@ def build_output(
         out["error"] = {"type": error_type, "message": text}
     disposition = classify_result(kind, error_type)
     retry = disposition == ResultDisposition.RETRY and attempts_made < settings.batch.max_attempts
-    out.update(attempts=attempts_made, batch_id=batch_id)
+    cost = _cost(usage, str(out.get("message", {}).get("model", "")), prices) if usage else None
+    out.update(attempts=attempts_made, batch_id=batch_id, cost_usd=cost)
     return {
         "status": RequestStatus.RETRY if retry else RequestStatus(kind),
         "outcome": kind,
@@ -180,7 +197,19 @@ def build_output(
         "cache_creation_tokens": int(usage.get("cache_creation_input_tokens") or 0),
         "cache_read_tokens": int(usage.get("cache_read_input_tokens") or 0),
         "output": orjson.dumps(out),
+        "cost_usd": cost,
     }
+
+
+def _cost(usage: dict[str, Any], model: str, prices: PriceTable | None) -> float | None:
+    """What this answer cost at batch prices; None when the model has no known price."""
+    if prices is None:
+        return None
+    try:
+        return cost_usd(usage, model, prices, batch=True)
+    except SettingsError:
+        log.warning("no price for model %r: its cost is left out", model)
+        return None
 
 
 def _error_of(result: dict[str, Any]) -> tuple[str, str]:

@@ -24,6 +24,7 @@ from .output import records_path, results_path, write_outputs, write_record
 from .store import ChunkStatus, JobStatus, Store
 
 if TYPE_CHECKING:
+    from .budget import Budget
     from .engine import Runtime
 
 # engine and tasks pull in the SDK and Celery (seconds of imports): they are imported only
@@ -60,6 +61,7 @@ class Outcome:
     snapshot: Snapshot
     created: bool = False
     interrupted: bool = False
+    budget_note: str | None = None  #: set when --max-cost stopped the job
 
     @property
     def results_path(self) -> Path:
@@ -86,6 +88,7 @@ def snapshot(store: Store, job_pk: int) -> Snapshot:
             chunks=chunk_store.job_chunks(conn, job_pk),
             errors=job_store.error_counts(conn, job_pk),
             retrying=job_store.retries_in_flight(conn, job_pk),
+            cost_usd=job_store.job_cost(conn, job_pk),
         )
 
 
@@ -103,14 +106,18 @@ def run_job(
     wait: bool = True,
     on_progress: ProgressCallback | None = None,
     on_ingested: Callable[[Ingested], None] | None = None,
+    max_cost: float | None = None,
 ) -> Outcome:
     """`abr run`: validate and store the input (or find its job), then drive it."""
+    from .budget import check_before_launch
+
     api_key = _api_key()  # before reading the input: nothing starts without a key
+    budget = None if max_cost is None else check_before_launch(path, settings, max_cost)
     with open_store(settings) as store:
         found = ingest(store, path, settings, Path(settings.storage.base_dir))
         if on_ingested is not None:
             on_ingested(found)
-        outcome = _drive(store, settings, api_key, found.job_pk, wait, on_progress)
+        outcome = _drive(store, settings, api_key, found.job_pk, wait, on_progress, budget)
         outcome.created = found.created
         return outcome
 
@@ -156,6 +163,7 @@ def _drive(
     job_pk: int,
     wait: bool,
     on_progress: ProgressCallback | None,
+    budget: Budget | None = None,
 ) -> Outcome:
     from . import engine, tasks
 
@@ -170,7 +178,7 @@ def _drive(
     done = False
     with worker, _interruptible() as interrupted:
         tasks.enqueue(engine.advance_job(rt, job_pk))
-        done = _watch(store, rt, job_pk, wait, local, on_progress)
+        done = _watch(store, rt, job_pk, wait, local, on_progress, budget)
     result = snapshot(store, job_pk)
     if result.job.status == JobStatus.FINISHED and not local:
         write_outputs(store, result.job)  # the worker that finished it may be on another machine
@@ -178,7 +186,8 @@ def _drive(
         write_record(store, result.job)
     if result.job.status == JobStatus.FAILED:
         raise ApiError(f"job {result.job.id} stopped: {result.job.error}")
-    return Outcome(result, interrupted=interrupted.raised)
+    note = budget.note if budget is not None else None
+    return Outcome(result, interrupted=interrupted.raised, budget_note=note)
 
 
 @dataclass
@@ -203,20 +212,23 @@ def _watch(
     wait: bool,
     local: bool,
     on_progress: ProgressCallback | None,
+    budget: Budget | None,
 ) -> bool:
     """Follow the job until it ends (or, with --no-wait, until every chunk is submitted)."""
+    from . import engine, tasks
+
     last_reconcile = time.monotonic()
     while True:
         current = snapshot(store, job_pk)
         if on_progress is not None:
             on_progress(current)
+        if budget is not None and budget.over(current):
+            engine.cancel_job(rt, job_pk)
         if current.job.status in (JobStatus.FINISHED, JobStatus.FAILED):
             return True
         if not wait and (not local or _all_sent(current)):
             return False
         if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_S:
-            from . import engine, tasks
-
             tasks.enqueue(engine.advance_job(rt, job_pk))
             last_reconcile = time.monotonic()
         time.sleep(WATCH_INTERVAL_S)

@@ -162,6 +162,7 @@ requests = sa.Table(
     sa.Column("cache_creation_tokens", sa.BigInteger, nullable=False, default=0),
     sa.Column("cache_read_tokens", sa.BigInteger, nullable=False, default=0),
     sa.Column("output", sa.LargeBinary, nullable=True),  # the finished results-file line
+    sa.Column("cost_usd", sa.Float, nullable=True),  # what the last attempt cost
     sa.Index("ix_requests_job_custom_id", "job_pk", "custom_id"),
     sa.Index("ix_requests_job_status", "job_pk", "status"),
 )
@@ -190,9 +191,17 @@ def _migration_0001_initial(conn: Connection) -> None:
     metadata.create_all(conn, tables=[jobs, chunks, requests, attempts, locks])
 
 
+def _migration_0002_request_cost(conn: Connection) -> None:
+    # stores made before this migration lack the column; new ones got it from 0001
+    columns = {column["name"] for column in sa.inspect(conn).get_columns("requests")}
+    if "cost_usd" not in columns:
+        conn.execute(sa.text("ALTER TABLE requests ADD COLUMN cost_usd FLOAT"))
+
+
 #: Append-only: a new schema change is a new function at the end, never an edit.
 MIGRATIONS: tuple[tuple[str, Callable[[Connection], None]], ...] = (
     ("0001_initial", _migration_0001_initial),
+    ("0002_request_cost", _migration_0002_request_cost),
 )
 
 

@@ -74,6 +74,7 @@ DOCUMENTED_DEFAULTS: dict[str, Any] = {
         "stale_after": 60.0,
     },
     "database_url": None,
+    "pricing_file": None,
 }
 
 
@@ -410,6 +411,7 @@ def test_every_setting_has_its_environment_variable() -> None:
         "ABR_CELERY_RECONCILE_INTERVAL": "celery.reconcile_interval",
         "ABR_CELERY_STALE_AFTER": "celery.stale_after",
         "ABR_DATABASE_URL": "database_url",
+        "ABR_PRICING_FILE": "pricing_file",
         "ABR_BROKER_URL": "celery.broker_url",
     }
 

@@ -191,7 +191,7 @@ def cancel(
                 settings, job, wait=not no_wait, on_progress=progress.update
             )
         if not as_json:
-            render.canceled(canceled)
+            render.canceled(canceled, outcome)
         _finish(outcome, as_json)
 
 
@@ -208,7 +208,7 @@ def status(
     """Show where a job stands: requests by status, errors, chunks, ETA and cost."""
     from . import views
 
-    with _user_errors(), runner.open_store(_settings(config, output)) as store:
+    with _user_errors(), runner.open_store(_settings(config, output), create=False) as store:
         current = render.find_snapshot(store, job)
         if watch:
             try:
@@ -222,7 +222,7 @@ def status(
 @app.command()
 def jobs(config: ConfigOpt = None, output: OutputOpt = None, as_json: JsonOpt = False) -> None:
     """List every job in the store, newest first."""
-    with _user_errors(), runner.open_store(_settings(config, output)) as store:
+    with _user_errors(), runner.open_store(_settings(config, output), create=False) as store:
         render.jobs(store, as_json=as_json)
 
 
@@ -238,7 +238,7 @@ def results(
     with _user_errors():
         if fmt not in ("jsonl", "csv"):
             raise UsageError(f"--format must be jsonl or csv, not {fmt!r}")
-        with runner.open_store(_settings(config, output)) as store:
+        with runner.open_store(_settings(config, output), create=False) as store:
             render.export(store, job, fmt, out)
 
 

@@ -76,9 +76,10 @@ class MissingApiKeyError(UsageError):
 class JobNotFoundError(UsageError):
     """The job id names no job in the store."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, detail: str = "") -> None:
         self.job_id = job_id
-        super().__init__(f"no job {job_id!r} in the job store (see `abr jobs`)")
+        why = f" {detail}" if detail else ""
+        super().__init__(f"no job {job_id!r} in the job store{why} (see `abr jobs`)")
 
 
 class ApiError(AbrError):

@@ -92,15 +92,23 @@ def _job_from_row(row: dict[str, Any]) -> Job:
     )
 
 
+MIN_PREFIX = 6  #: characters a shortened job id needs
+
+
 def get_job(conn: Connection, job_id: str) -> Job:
     """The job with public id `job_id`; a unique prefix of it is enough."""
     row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
-    if row is None and len(job_id) >= 6:
-        rows = conn.execute(sa.select(jobs).where(jobs.c.id.startswith(job_id)).limit(2)).all()
-        row = rows[0] if len(rows) == 1 else None
-    if row is None:
+    if row is not None:
+        return _job_from_row(row_dict(row))
+    if len(job_id) < MIN_PREFIX:
+        raise JobNotFoundError(job_id, f"(a shortened id needs {MIN_PREFIX} characters or more)")
+    rows = conn.execute(sa.select(jobs).where(jobs.c.id.startswith(job_id)).limit(3)).all()
+    if len(rows) > 1:
+        names = ", ".join(str(r._mapping["id"]) for r in rows[:2])
+        raise JobNotFoundError(job_id, f"(ambiguous: matches {names}…)")
+    if not rows:
         raise JobNotFoundError(job_id)
-    return _job_from_row(row_dict(row))
+    return _job_from_row(row_dict(rows[0]))
 
 
 def get_job_by_pk(conn: Connection, job_pk: int) -> Job:

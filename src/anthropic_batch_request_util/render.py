@@ -149,13 +149,14 @@ def outcome(result: Outcome) -> None:
     stdout.print(f"Cancel with:  abr cancel {job.id}")
 
 
-def canceled(batch_ids: list[str]) -> None:
+def canceled(batch_ids: list[str], result: Outcome) -> None:
     if batch_ids:
-        stdout.print(
-            f"Asked Anthropic to cancel {len(batch_ids)} batch(es): {', '.join(batch_ids)}"
-        )
+        names = ", ".join(batch_ids)
+        stdout.print(f"Asked Anthropic to cancel {len(batch_ids)} batch(es): {names}")
+    elif result.snapshot.counts.get(RequestStatus.CANCELED) == 0:
+        stdout.print("Nothing was left to cancel.")
     else:
-        stdout.print("No batch was running; unsent requests are canceled.")
+        stdout.print("No batch was running; requests not yet sent are canceled.")
 
 
 def find_snapshot(store: Store, job_id: str | None) -> Snapshot:

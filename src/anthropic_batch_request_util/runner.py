@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from . import chunks as chunk_store
 from . import jobs as job_store
 from .config import Settings, database_url, load_api_key, logs_dir
-from .errors import ApiError, MissingApiKeyError
+from .errors import ApiError, MissingApiKeyError, UsageError
 from .ingest import Ingested, ingest
 from .logs import setup_logging
 from .output import records_path, results_path, write_outputs, write_record
@@ -75,8 +75,19 @@ class Outcome:
 ProgressCallback = Callable[[Snapshot], None]
 
 
-def open_store(settings: Settings) -> Store:
-    return Store(database_url(settings))
+def open_store(settings: Settings, *, create: bool = True) -> Store:
+    """The job store; with `create=False` (read-only commands) a missing SQLite file is
+    reported instead of made."""
+    url = database_url(settings)
+    if (
+        not create
+        and url.startswith("sqlite:///")
+        and not Path(url.removeprefix("sqlite:///")).exists()
+    ):
+        raise UsageError(
+            f"no job store at {url.removeprefix('sqlite:///')}: no jobs yet (abr run FILE)"
+        )
+    return Store(url)
 
 
 def snapshot(store: Store, job_pk: int) -> Snapshot:
@@ -131,7 +142,7 @@ def resume_job(
 ) -> Outcome:
     """`abr resume`: pick a job up where the store says it stands."""
     api_key = _api_key()
-    with open_store(settings) as store:
+    with open_store(settings, create=False) as store:
         with store.begin() as conn:
             job = job_store.get_job(conn, job_id)
         return _drive(store, settings, api_key, job.pk, wait, on_progress)
@@ -148,7 +159,7 @@ def cancel_job(
     from . import engine, tasks
 
     api_key = _api_key()
-    with open_store(settings) as store:
+    with open_store(settings, create=False) as store:
         with store.begin() as conn:
             job = job_store.get_job(conn, job_id)
         rt = engine.Runtime(store, tasks.client_factory(api_key))

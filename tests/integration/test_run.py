@@ -74,7 +74,9 @@ def test_run_writes_one_line_per_request_in_input_order(emulator: Emulator, tmp_
     assert emulator.stats()["batches_created"] == 3
 
 
-def test_faults_leave_every_request_final_and_nothing_paid_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_faults_leave_every_request_final_and_nothing_paid_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given an emulator that fails in every way it knows
     faults = {
         "http_429": 0.1,
@@ -117,13 +119,19 @@ def test_faults_leave_every_request_final_and_nothing_paid_twice(tmp_path: Path,
 
 
 BAD_INPUTS: list[tuple[str, str, bytes, str]] = [
-    ("malformed", "bad.json", b'{"messages_list": [[{"role": "user", "content": "hi"}]', "not valid JSON"),
+    (
+        "malformed",
+        "bad.json",
+        b'{"messages_list": [[{"role": "user", "content": "hi"}]',
+        "not valid JSON",
+    ),
     ("missing list", "bad.json", b'{"system_prompt": "x"}', "messages_list"),
     ("empty conversation", "bad.json", b'{"messages_list": [[]]}', "messages_list[0]"),
     (
         "bad role",
         "bad.json",
-        b'{"messages_list": [[{"role": "user", "content": "a"}], [{"role": "robot", "content": "b"}]]}',
+        b'{"messages_list": [[{"role": "user", "content": "a"}],'
+        b' [{"role": "robot", "content": "b"}]]}',
         "messages_list[1][0]",
     ),
     (
@@ -143,7 +151,9 @@ BAD_INPUTS: list[tuple[str, str, bytes, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "filename", "content", "expected"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("name", "filename", "content", "expected"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS]
+)
 def test_bad_input_exits_2_with_one_clear_line_and_sends_nothing(
     emulator: Emulator, tmp_path: Path, name: str, filename: str, content: bytes, expected: str
 ) -> None:
@@ -159,7 +169,9 @@ def test_bad_input_exits_2_with_one_clear_line_and_sends_nothing(
     assert emulator.stats()["requests_submitted"] == 0
 
 
-def test_oversized_request_and_missing_key_exit_2_and_send_nothing(emulator: Emulator, tmp_path: Path) -> None:
+def test_oversized_request_and_missing_key_exit_2_and_send_nothing(
+    emulator: Emulator, tmp_path: Path
+) -> None:
     big = write_original(tmp_path / "big.json", 3, system="x" * 5000)
     too_big = run_abr("run", str(big), emulator=emulator, ABR_API_MAX_PAYLOAD_SIZE="2000")
     no_key = run_abr("run", str(big), emulator=emulator, ANTHROPIC_API_KEY="")
@@ -193,13 +205,20 @@ def test_sigkilled_run_resumes_without_resubmitting(tmp_path: Path) -> None:
     source = write_original(tmp_path / "killed.json", 30)
     with Emulator(config, host="127.0.0.1", port=0) as emulator:
         env = abr_env(emulator, ABR_BATCH_CHUNK_SIZE="10")
-        process = subprocess.Popen(abr_command("run", str(source)), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            abr_command("run", str(source)),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         # When it is killed -9 after its first batch was created
         _wait_for(lambda: emulator.stats()["batches_created"] >= 1)
         process.send_signal(signal.SIGKILL)
         process.wait(10)
         # Then running it again finishes the job
-        completed = run_abr("run", str(source), "--json", emulator=emulator, ABR_BATCH_CHUNK_SIZE="10")
+        completed = run_abr(
+            "run", str(source), "--json", emulator=emulator, ABR_BATCH_CHUNK_SIZE="10"
+        )
         sent = submissions(emulator)
         batches = emulator.stats()["batches_created"]
 
@@ -217,7 +236,11 @@ def test_ctrl_c_says_what_still_runs_and_cancel_finishes_the_job(tmp_path: Path)
     with Emulator(config, host="127.0.0.1", port=0) as emulator:
         env = abr_env(emulator, ABR_BATCH_CHUNK_SIZE="6")
         process = subprocess.Popen(
-            abr_command("run", str(source)), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            abr_command("run", str(source)),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         _wait_for(lambda: emulator.stats()["batches_created"] >= 2)
         time.sleep(0.3)

@@ -154,7 +154,7 @@ def test_an_unknown_model_is_a_settings_error_saying_how_to_price_it(
         table.price_for(model)
     message = str(caught.value)
     assert repr(model) in message
-    assert "pricing:" in message and "settings.yaml" in message
+    assert "pricing_file" in message and "input: ..., output: ..." in message
 
 
 # --- overrides --------------------------------------------------------------------------

@@ -1,0 +1,79 @@
+"""The package's public surface: `__all__` is pinned so it cannot drift silently, every name
+in it imports, and the error tree keeps the shape and exit codes errors.py documents."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+import pytest
+
+import anthropic_batch_request_util as abr
+from anthropic_batch_request_util import errors
+
+PUBLIC_NAMES = [
+    "AbrError",
+    "ApiError",
+    "BudgetExceededError",
+    "InputError",
+    "JobNotFoundError",
+    "MissingApiKeyError",
+    "SettingsError",
+    "StoreError",
+    "UsageError",
+    "__version__",
+]
+
+#: error class -> (its parent, the exit code the command line gives it)
+ERROR_TREE: dict[str, tuple[str, int]] = {
+    "UsageError": ("AbrError", 2),
+    "SettingsError": ("UsageError", 2),
+    "InputError": ("UsageError", 2),
+    "MissingApiKeyError": ("UsageError", 2),
+    "JobNotFoundError": ("UsageError", 2),
+    "ApiError": ("AbrError", 1),
+    "StoreError": ("AbrError", 1),
+    "BudgetExceededError": ("AbrError", 1),
+}
+
+
+def test_all_is_pinned() -> None:
+    assert abr.__all__ == PUBLIC_NAMES, "update PUBLIC_NAMES (and the docs) on purpose"
+
+
+@pytest.mark.parametrize("name", PUBLIC_NAMES)
+def test_every_public_name_imports(name: str) -> None:
+    namespace: dict[str, object] = {}
+    exec(f"from anthropic_batch_request_util import {name}", namespace)
+
+    assert namespace[name] is getattr(abr, name)
+
+
+def test_star_import_gives_exactly_the_public_names() -> None:
+    namespace: dict[str, object] = {}
+    exec("from anthropic_batch_request_util import *", namespace)
+
+    assert sorted(set(namespace) - {"__builtins__"}) == sorted(PUBLIC_NAMES)
+
+
+def test_version_is_the_installed_distribution_version() -> None:
+    assert abr.__version__ == importlib.metadata.version("anthropic-batch-request-util")
+
+
+@pytest.mark.parametrize(("name", "parent_and_code"), ERROR_TREE.items())
+def test_error_tree_keeps_its_parents_and_exit_codes(
+    name: str, parent_and_code: tuple[str, int]
+) -> None:
+    parent, exit_code = parent_and_code
+    error_class = getattr(abr, name)
+
+    assert error_class.__bases__ == (getattr(abr, parent),)
+    assert error_class.exit_code == exit_code
+    assert getattr(errors, name) is error_class
+
+
+def test_every_public_error_is_an_abr_error() -> None:
+    public_errors = [getattr(abr, name) for name in PUBLIC_NAMES if name.endswith("Error")]
+
+    assert all(issubclass(error, abr.AbrError) for error in public_errors)
+    assert abr.AbrError.exit_code == 1
+    assert set(errors.__all__) == {name for name in PUBLIC_NAMES if name.endswith("Error")}

@@ -46,7 +46,9 @@ def run_abr(
 
 
 def questions(n: int) -> list[list[dict[str, str]]]:
-    return [[{"role": "user", "content": f"Question number {i}: what is {i} + {i}?"}] for i in range(n)]
+    return [
+        [{"role": "user", "content": f"Question number {i}: what is {i} + {i}?"}] for i in range(n)
+    ]
 
 
 def write_original(path: Path, n: int, prefix: str = "q", system: str = "Be brief.") -> Path:

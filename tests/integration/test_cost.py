@@ -31,7 +31,9 @@ def hand_priced(usage: dict[str, Any]) -> float:
 
 
 @pytest.mark.parametrize("cache", [False, True], ids=["plain", "prompt-cache"])
-def test_cost_matches_the_usage_priced_by_hand(emulator: Emulator, tmp_path: Path, cache: bool) -> None:
+def test_cost_matches_the_usage_priced_by_hand(
+    emulator: Emulator, tmp_path: Path, cache: bool
+) -> None:
     # Given a job with a long shared system prompt, with and without prompt caching
     source = write_original(tmp_path / "priced.json", 12, system="You answer in French. " * 40)
     env = {"ABR_BATCH_ENABLE_PROMPT_CACHE": "true"} if cache else {}
@@ -48,11 +50,15 @@ def test_cost_matches_the_usage_priced_by_hand(emulator: Emulator, tmp_path: Pat
     assert result["cost_usd"] == pytest.approx(total, rel=1e-9)
     record = orjson.loads(Path(result["records_path"]).read_bytes())
     assert record["cost_usd"] == pytest.approx(total, rel=1e-9)
-    cached = result["usage"]["cache_creation_input_tokens"] + result["usage"]["cache_read_input_tokens"]
+    cached = (
+        result["usage"]["cache_creation_input_tokens"] + result["usage"]["cache_read_input_tokens"]
+    )
     assert (cached > 0) == cache
 
 
-def test_max_cost_below_the_floor_refuses_and_sends_nothing(emulator: Emulator, tmp_path: Path) -> None:
+def test_max_cost_below_the_floor_refuses_and_sends_nothing(
+    emulator: Emulator, tmp_path: Path
+) -> None:
     source = write_original(tmp_path / "dear.json", 50)
 
     completed = run_abr("run", str(source), "--max-cost", "0.0000001", emulator=emulator)
@@ -64,14 +70,19 @@ def test_max_cost_below_the_floor_refuses_and_sends_nothing(emulator: Emulator, 
 
 def test_max_cost_stops_the_run_and_cancels_its_batches(tmp_path: Path) -> None:
     # Given a job whose first round leaves retryable errors, and whose retries run slowly
-    config = EmulatorConfig(processing_seconds=0.5, seed=8, retry_after=0.0, faults={"row_api_error": 0.5})
+    config = EmulatorConfig(
+        processing_seconds=0.5, seed=8, retry_after=0.0, faults={"row_api_error": 0.5}
+    )
     source = write_original(tmp_path / "budget.json", 20)
     with Emulator(config, host="127.0.0.1", port=0) as emulator:
         floor = _floor(source, emulator)
         env = abr_env(emulator)
         process = subprocess.Popen(
             abr_command("run", str(source), "--json", "--max-cost", f"{floor * 2:.10f}"),
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         deadline = time.monotonic() + 30
         while emulator.stats()["batches_created"] < 1:

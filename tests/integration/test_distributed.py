@@ -138,8 +138,14 @@ def test_two_workers_finish_a_job_of_several_chunks(
         with worker("w1", env), worker("w2", env):
             # When a job of six chunks is run
             completed = run_abr(
-                "run", str(source), "--json", emulator=emulator, timeout=180,
-                ABR_BROKER_URL=redis_url, ABR_DATABASE_URL=pg_url, ABR_BATCH_CHUNK_SIZE="10",
+                "run",
+                str(source),
+                "--json",
+                emulator=emulator,
+                timeout=180,
+                ABR_BROKER_URL=redis_url,
+                ABR_DATABASE_URL=pg_url,
+                ABR_BATCH_CHUNK_SIZE="10",
                 **DISTRIBUTED,
             )
         sent = _sent(emulator)
@@ -175,8 +181,11 @@ def test_killed_worker_loses_nothing_and_pays_nothing_twice(
     source = write_original(tmp_path / "kill.json", 50)
     with Emulator(config, host="127.0.0.1", port=0) as emulator, ExitStack() as stack:
         env = abr_env(
-            emulator, ABR_BROKER_URL=redis_url, ABR_DATABASE_URL=pg_url,
-            ABR_BATCH_CHUNK_SIZE="5", **DISTRIBUTED,
+            emulator,
+            ABR_BROKER_URL=redis_url,
+            ABR_DATABASE_URL=pg_url,
+            ABR_BATCH_CHUNK_SIZE="5",
+            **DISTRIBUTED,
         )
         doomed = stack.enter_context(worker("doomed", env))
         stack.enter_context(worker("survivor", env))
@@ -190,7 +199,9 @@ def test_killed_worker_loses_nothing_and_pays_nothing_twice(
         sent = _sent(emulator)
 
     assert run.returncode == 0, err
-    lines = read_results(Path(summary(subprocess.CompletedProcess([], 0, out, err))["results_path"]))
+    lines = read_results(
+        Path(summary(subprocess.CompletedProcess([], 0, out, err))["results_path"])
+    )
     assert len(lines) == 50 and {line["status"] for line in lines} == {"succeeded"}
     assert set(sent.values()) == {1}, "nothing may be submitted twice"
 
@@ -200,8 +211,11 @@ def test_flushed_redis_only_delays_the_job(tmp_path: Path, redis_url: str, pg_ur
     source = write_original(tmp_path / "flush.json", 30)
     with Emulator(config, host="127.0.0.1", port=0) as emulator, ExitStack() as stack:
         env = abr_env(
-            emulator, ABR_BROKER_URL=redis_url, ABR_DATABASE_URL=pg_url,
-            ABR_BATCH_CHUNK_SIZE="5", **DISTRIBUTED,
+            emulator,
+            ABR_BROKER_URL=redis_url,
+            ABR_DATABASE_URL=pg_url,
+            ABR_BATCH_CHUNK_SIZE="5",
+            **DISTRIBUTED,
         )
         stack.enter_context(worker("w1", env))
         run = stack.enter_context(_background_run(source, env))
@@ -213,7 +227,9 @@ def test_flushed_redis_only_delays_the_job(tmp_path: Path, redis_url: str, pg_ur
         sent = _sent(emulator)
 
     assert run.returncode == 0, err
-    lines = read_results(Path(summary(subprocess.CompletedProcess([], 0, out, err))["results_path"]))
+    lines = read_results(
+        Path(summary(subprocess.CompletedProcess([], 0, out, err))["results_path"])
+    )
     assert len(lines) == 30 and {line["status"] for line in lines} == {"succeeded"}
     assert set(sent.values()) == {1}
 
@@ -238,9 +254,17 @@ def test_postgres_and_sqlite_stores_give_identical_results(
             env = abr_env(emulator, ABR_BROKER_URL=redis_url, ABR_DATABASE_URL=url, **DISTRIBUTED)
             with worker(store, env):
                 completed = run_abr(
-                    "run", str(source), "--json", "--output", str(tmp_path / store),
-                    emulator=emulator, timeout=120, ABR_BROKER_URL=redis_url,
-                    ABR_DATABASE_URL=url, ABR_BATCH_CHUNK_SIZE="10", **DISTRIBUTED,
+                    "run",
+                    str(source),
+                    "--json",
+                    "--output",
+                    str(tmp_path / store),
+                    emulator=emulator,
+                    timeout=120,
+                    ABR_BROKER_URL=redis_url,
+                    ABR_DATABASE_URL=url,
+                    ABR_BATCH_CHUNK_SIZE="10",
+                    **DISTRIBUTED,
                 )
         assert completed.returncode == 0, completed.stderr
         results[store] = _comparable(read_results(Path(summary(completed)["results_path"])))

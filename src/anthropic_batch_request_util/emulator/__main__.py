@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: cannot serve on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1
     url = emulator.base_url
-    print(f"{PROG} serving {url} — export ANTHROPIC_BASE_URL={url}", flush=True)
+    _say(f"{PROG} serving {url} — export ANTHROPIC_BASE_URL={url}")
     previous = _stop_on_sigterm()
     try:
         emulator.serve_forever()
@@ -136,8 +136,16 @@ def main(argv: list[str] | None = None) -> int:
         emulator.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    print(f"{PROG}: stopped", flush=True)
+    _say(f"{PROG}: stopped")
     return 0
+
+
+def _say(line: str) -> None:
+    """Print a line at once (a wrapper may be waiting for it), even on an ASCII terminal."""
+    try:
+        print(line, flush=True)
+    except UnicodeEncodeError:
+        print(line.replace("—", "-"), flush=True)
 
 
 if __name__ == "__main__":

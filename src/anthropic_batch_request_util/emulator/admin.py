@@ -4,6 +4,7 @@
 - `GET /_admin/faults`: the current fault fractions
 - `POST /_admin/faults` `{"http_500": 0.2, ...}`: change some, get them all back
 - `POST /_admin/expire`: expire every unfinished batch now (`{"batch_id": …}`: just one)
+- `POST /_admin/finish`: let every unfinished batch finish processing now (or just one)
 - `POST /_admin/reset`: forget every batch, submission and cache entry
 """
 
@@ -38,11 +39,11 @@ def _set_faults(state: EmulatorState, body: bytes) -> Reply:
         raise invalid(str(error)) from None
 
 
-def _expire(state: EmulatorState, body: bytes) -> Reply:
+def _batch_id(body: bytes) -> str | None:
     batch_id = _json_body(body).get("batch_id")
     if batch_id is not None and not isinstance(batch_id, str):
         raise invalid("batch_id: Input should be a valid string")
-    return Reply({"expired": state.expire(batch_id)})
+    return batch_id
 
 
 def _reset(state: EmulatorState) -> Reply:
@@ -63,7 +64,9 @@ def handle_admin(
     if route == ("POST", "/_admin/faults"):
         return _set_faults(state, body)
     if route == ("POST", "/_admin/expire"):
-        return _expire(state, body)
+        return Reply({"expired": state.expire(_batch_id(body))})
+    if route == ("POST", "/_admin/finish"):
+        return Reply({"finished": state.finish(_batch_id(body))})
     if route == ("POST", "/_admin/reset"):
         return _reset(state)
     raise ApiFailure(ErrorType.NOT_FOUND, "Not found")

@@ -20,6 +20,7 @@ import struct
 from array import array
 from dataclasses import dataclass, field
 from enum import IntEnum
+from json.encoder import encode_basestring
 from typing import Any
 
 import orjson
@@ -31,13 +32,13 @@ from .wire import ProcessingStatus, ResultType, timestamp
 #: per-request header: model index, flags, custom_id length, input tokens, output tokens,
 #: cache-write 5m tokens, cache-write 1h tokens, cache-read tokens, text length. The text is
 #: the reply's digest and snippet (UTF-8) for a success, the error message for an error.
-ROW = struct.Struct("<HBBIIIIII")
+ROW = struct.Struct("<IBBIIIIII")
 CUT_TO_MAX_TOKENS = 1  #: flag: the reply was cut at max_tokens
 JSON_REPLY = 2  #: flag: the reply is a JSON object
 
 
 class RowKind(IntEnum):
-    """A request's outcome, decided when its batch is accepted (one byte per request)."""
+    """A request's outcome, decided as its batch is worked out (one byte per request)."""
 
     SUCCEEDED = 0
     INVALID = 1  #: errored: invalid_request_error (bad params or the row_invalid fault)
@@ -66,11 +67,11 @@ class Rows:
     def row(self, index: int) -> tuple[Any, ...]:
         """(model JSON, flags, custom_id, input, output, 5m, 1h, read, text)."""
         start = self.offsets[index]
-        model, stop, id_len, *numbers, text_len = ROW.unpack_from(self.blob, start)
+        model, flags, id_len, *numbers, text_len = ROW.unpack_from(self.blob, start)
         at = start + ROW.size
         custom_id = self.blob[at : at + id_len]
         text = self.blob[at + id_len : at + id_len + text_len]
-        return (self.models[model], stop, custom_id, *numbers, text)
+        return (self.models[model], flags, custom_id, *numbers, text)
 
 
 class RowPacker:
@@ -123,7 +124,8 @@ def _text_and_flags(kind: RowKind, request: Prepared) -> tuple[bytes, int]:
         reply = request.reply
         flags = (request.stop_reason == MAX_TOKENS) * CUT_TO_MAX_TOKENS
         flags |= reply.as_json * JSON_REPLY
-        return (reply.digest + reply.snippet).encode(errors="replace"), flags
+        snippet = encode_basestring(reply.snippet)[1:-1]  # JSON-escaped once, here
+        return (reply.digest + snippet).encode(errors="replace"), flags
     if kind is RowKind.INVALID and request.error is not None:
         return request.error.encode(errors="replace"), 0
     return FAULT_MESSAGES.get(kind, "").encode(), 0
@@ -131,8 +133,9 @@ def _text_and_flags(kind: RowKind, request: Prepared) -> tuple[bytes, int]:
 
 def reply_of(flags: int, output_tokens: int, text: bytes) -> str:
     """The reply text of a succeeded row."""
-    raw = text.decode()
-    reply = ReplyParts(raw[DIGEST_CHARS:], raw[:DIGEST_CHARS], bool(flags & JSON_REPLY)).text()
+    snippet: str = orjson.loads(b'"%s"' % text[DIGEST_CHARS:])
+    digest = text[:DIGEST_CHARS].decode()
+    reply = ReplyParts(snippet, digest, bool(flags & JSON_REPLY)).text()
     return cut_to(reply, output_tokens) if flags & CUT_TO_MAX_TOKENS else reply
 
 
@@ -189,9 +192,9 @@ class Batch:
         elapsed = max(0.0, cut[0] - self.created_at)
         return min(self.size, int(self.size * elapsed / self.processing_s))
 
-    def counts(self, now: float) -> dict[str, int]:
-        """`request_counts`: all `processing` until the batch ends, then the tally."""
-        if self.status(now) is not ProcessingStatus.ENDED:
+    def counts(self, status: ProcessingStatus) -> dict[str, int]:
+        """`request_counts` in this status: all `processing` until ended, then the tally."""
+        if status is not ProcessingStatus.ENDED:
             return {"processing": self.size, **dict.fromkeys(RESULT_TYPES, 0)}
         if self._tally is None:
             self._tally = self._count()
@@ -214,13 +217,13 @@ class Batch:
 
     def to_json(self, now: float, base_url: str) -> dict[str, Any]:
         """The MessageBatch object, as the API returns it."""
-        status = self.status(now)
+        status = self.status(now)  # once: the rows may be stored meanwhile by the worker
         ended = status is ProcessingStatus.ENDED
         return {
             "id": self.id,
             "type": "message_batch",
             "processing_status": status.value,
-            "request_counts": self.counts(now),
+            "request_counts": self.counts(status),
             "ended_at": timestamp(self.ended_at()) if ended else None,
             "created_at": timestamp(self.created_at),
             "expires_at": timestamp(self.expires_at),

@@ -23,6 +23,7 @@ from .validate import check_params
 
 SNIPPET_CHARS = 40  #: characters of the last user message quoted in a reply
 _SNIPPET_SCAN = 3 * SNIPPET_CHARS  #: characters of it looked at, so long prompts cost no more
+PROSE = 'Emulated answer to "{snippet}" [{digest}]'  #: the reply, unless JSON is asked for
 DIGEST_CHARS = 8  #: hex digits of the request digest in a reply
 END_TURN, MAX_TOKENS = "end_turn", "max_tokens"
 
@@ -39,7 +40,7 @@ class ReplyParts(NamedTuple):
         if self.as_json:
             reply = {"answer": "Emulated answer", "question": self.snippet, "digest": self.digest}
             return orjson.dumps(reply).decode()
-        return f'Emulated answer to "{self.snippet}" [{self.digest}]'
+        return PROSE.format(snippet=self.snippet, digest=self.digest)
 
 
 def reply_parts(params: Mapping[str, Any]) -> ReplyParts:

@@ -111,10 +111,20 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._serve("PATCH")
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed requests (bad request line, unknown method, …) also get the envelope."""
+        kind = ErrorType.API if code >= 500 else ErrorType.INVALID_REQUEST
+        text = message or HTTPStatus(code).phrase
+        envelope = error_envelope(kind.value, text, rid := request_id())
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self._send(Reply(envelope, code), rid)
+
     # -- one request -----------------------------------------------------------------------
 
     def _serve(self, method: str) -> None:
         rid = request_id()
+        self._body_read = False
         try:
             reply = self._answer(method)
         except ApiFailure as failure:
@@ -122,7 +132,13 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:  # a bug must still answer, as the API would: a 500
             traceback.print_exc()
             reply = self._failure(ApiFailure(ErrorType.API, f"emulator error: {error}"), rid)
+        if not self._body_read and self._has_body():
+            self.close_connection = True  # its unread body would be taken for the next request
         self._send(reply, rid)
+
+    def _has_body(self) -> bool:
+        chunked = "chunked" in (self.headers.get("transfer-encoding") or "").lower()
+        return chunked or (self.headers.get("content-length") or "0").strip() != "0"
 
     def _failure(self, failure: ApiFailure, rid: str) -> Reply:
         headers = {}
@@ -196,6 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- bodies ----------------------------------------------------------------------------
 
     def _read_body(self, limit: int) -> bytes:
+        self._body_read = True  # or, on any failure below, the connection is closed
         if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
             return self._read_chunked(limit)
         try:
@@ -219,7 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts: list[bytes] = []
         size = 0
         while True:
-            length = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            length = self._chunk_size()
             if length == 0:
                 self._skip_trailers()
                 break
@@ -230,6 +247,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True  # the rest of the body is never read
                 raise _too_large(limit)
         return b"".join(parts)
+
+    def _chunk_size(self) -> int:
+        try:
+            return int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+        except ValueError:
+            self.close_connection = True
+            raise ApiFailure(ErrorType.INVALID_REQUEST, "invalid chunked body") from None
 
     def _skip_trailers(self) -> None:
         while self.rfile.readline() not in (b"\r\n", b"\n", b""):
@@ -393,6 +417,10 @@ class Emulator:
     def expire(self, batch_id: str | None = None) -> list[str]:
         """Expire unfinished batches now (as `POST /_admin/expire`); their ids."""
         return self.state.expire(batch_id)
+
+    def finish(self, batch_id: str | None = None) -> list[str]:
+        """Let unfinished batches finish processing now (as `POST /_admin/finish`)."""
+        return self.state.finish(batch_id)
 
     def reset(self) -> None:
         """Forget everything (as `POST /_admin/reset`)."""

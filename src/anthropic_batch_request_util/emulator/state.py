@@ -38,10 +38,11 @@ class EmulatorState:
         self.lock = threading.Lock()
         self.faults = FaultSet(config.faults, config.seed)
         self.worker = Worker(self._process, "abr-emulator-batches")
+        self.generation = 0  #: bumped by a reset, so that a job queued before it is dropped
         self._forget()
 
     def _forget(self) -> None:
-        self.generation = getattr(self, "generation", 0) + 1  #: bumped by a reset
+        self.generation += 1
         self.batches: dict[str, Batch] = {}  #: live batches, oldest first
         self.seq_of: dict[str, int] = {}  #: creation order of every batch ever made
         #: custom_id (UTF-8, copied out of the parsed body so that the parser's memory can
@@ -93,12 +94,10 @@ class EmulatorState:
             prepared = [
                 Prepared(custom_id, f"emulator error: {error}") for custom_id, _ in requests
             ]
+        del requests  # the parsed body: gone before the rows are packed, to keep the peak low
         with self.lock:
             if job.generation == self.generation:
                 job.batch.finish(self._pack(prepared), time.time())
-        # Only now let the parsed body go: the long-lived objects made above then sit in
-        # memory pages of their own, and the parser's pages can all be given back.
-        del requests, prepared
 
     def _pack(self, prepared: list[Prepared]) -> Rows:
         packer, clock = RowPacker(), time.monotonic()
@@ -206,11 +205,23 @@ class EmulatorState:
         """Make unfinished batches (all, or just this one) reach `expires_at` now."""
         with self.lock:
             now = time.time()
-            targets = [self.batch(batch_id)] if batch_id else list(self.batches.values())
-            expiring = [b for b in targets if b.status(now) is not ProcessingStatus.ENDED]
+            expiring = self._unfinished(batch_id, now)
             for batch in expiring:
                 batch.expires_at = now
             return [batch.id for batch in expiring]
+
+    def finish(self, batch_id: str | None = None) -> list[str]:
+        """Make unfinished batches (all, or just this one) finish processing now."""
+        with self.lock:
+            now = time.time()
+            finishing = self._unfinished(batch_id, now)
+            for batch in finishing:
+                batch.processing_s = min(batch.processing_s, now - batch.created_at)
+            return [batch.id for batch in finishing]
+
+    def _unfinished(self, batch_id: str | None, now: float) -> list[Batch]:
+        targets = [self.batch(batch_id)] if batch_id else list(self.batches.values())
+        return [batch for batch in targets if batch.status(now) is not ProcessingStatus.ENDED]
 
     # -- statistics ------------------------------------------------------------------------
 

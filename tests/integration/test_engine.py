@@ -1,0 +1,101 @@
+"""The engine steps driven inline (no Celery) against the emulator and a SQLite store:
+the exactly-once rules, one step at a time."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from anthropic_batch_request_util import chunks as chunk_store
+from anthropic_batch_request_util import engine
+from anthropic_batch_request_util.config import load_settings
+from anthropic_batch_request_util.emulator import Emulator
+from anthropic_batch_request_util.engine import Action, Runtime, Step
+from anthropic_batch_request_util.ingest import ingest
+from anthropic_batch_request_util.store import ChunkStatus, JobStatus, Store, chunks, jobs
+from anthropic_batch_request_util.tasks import client_factory
+
+from .helpers import write_original
+
+STEPS = {
+    Step.SUBMIT: engine.submit_chunk,
+    Step.POLL: engine.poll_batch,
+    Step.FETCH: engine.fetch_results,
+    Step.FINALIZE: engine.finalize_job,
+}
+
+
+def drive(rt: Runtime, actions: list[Action], timeout: float = 30) -> None:
+    """Run actions inline, each when it is due, until none are left."""
+    queue = [(time.monotonic() + a.delay, a) for a in actions]
+    deadline = time.monotonic() + timeout
+    while queue:
+        assert time.monotonic() < deadline, "the job did not settle"
+        queue.sort(key=lambda item: item[0])
+        due, action = queue.pop(0)
+        time.sleep(max(0.0, due - time.monotonic()))
+        queue += [(time.monotonic() + a.delay, a) for a in STEPS[action.step](rt, action.target)]
+
+
+def setup(tmp_path: Path, n: int) -> tuple[Runtime, int, int]:
+    settings = load_settings(
+        overrides={"batch.poll_interval": "0.05", "batch.poll_max_interval": "0.1"}
+    )
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    found = ingest(store, write_original(tmp_path / "in.json", n), settings, tmp_path / "out")
+    with store.begin() as conn:
+        chunk_id = conn.execute(
+            sa.select(chunks.c.id).where(chunks.c.job_pk == found.job_pk)
+        ).scalar_one()
+    return Runtime(store, client_factory("sk-ant-test-key")), found.job_pk, chunk_id
+
+
+def test_a_create_whose_reply_was_lost_is_adopted_not_sent_again(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    rt, job_pk, chunk_id = setup(tmp_path, 5)
+
+    # Given a create that the API carries out but whose reply never arrives
+    emulator.set_faults(drop_after=1.0)
+    follow_up = engine.submit_chunk(rt, chunk_id)
+    assert emulator.stats()["batches_created"] == 1
+    with rt.store.begin() as conn:
+        assert chunk_store.get_chunk(conn, chunk_id).status == ChunkStatus.SUBMITTING  # type: ignore[union-attr]
+
+    # When the submit step runs again once the API answers
+    emulator.set_faults(drop_after=0.0)
+    drive(rt, follow_up)
+
+    # Then the batch that was made is adopted, nothing is created twice, the job finishes
+    stats = emulator.stats(submissions=True)
+    assert stats["batches_created"] == 1
+    assert set(stats["submissions"].values()) == {1}
+    with rt.store.begin() as conn:
+        assert (
+            conn.execute(sa.select(jobs.c.status).where(jobs.c.pk == job_pk)).scalar_one()
+            == JobStatus.FINISHED
+        )
+    rt.store.close()
+
+
+def test_a_stale_lease_cannot_write_after_another_worker_took_over(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    rt, _, chunk_id = setup(tmp_path, 2)
+
+    # Given a worker whose lease expired and a second worker that took the chunk over
+    first = chunk_store.claim(rt.store, chunk_id, "host:1:1", [ChunkStatus.PENDING], lease_s=-1)
+    second = chunk_store.claim(rt.store, chunk_id, "host:2:1", [ChunkStatus.PENDING])
+    assert first is not None and second is not None and second.token > first.token
+
+    # When the first worker tries to move the chunk on
+    with rt.store.begin() as conn:
+        moved = chunk_store.transition(conn, first, ChunkStatus.PENDING, ChunkStatus.SUBMITTING)
+
+    # Then nothing is written, and the submit step of a third worker finds the chunk taken
+    assert not moved
+    assert engine.submit_chunk(rt, chunk_id) == []
+    assert emulator.stats()["batches_created"] == 0
+    rt.store.close()

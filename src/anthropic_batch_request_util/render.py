@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import orjson
 import rich.progress
@@ -50,28 +50,19 @@ def _counts_line(counts: job_store.JobCounts) -> str:
     return ", ".join(parts) or "none done yet"
 
 
-class Progress:
-    """Live progress on stderr: a bar on a terminal, a line now and then otherwise."""
+class _Bar:
+    """A Rich progress bar on stderr while the block runs, when stderr is a terminal."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool, *columns: rich.progress.ProgressColumn) -> None:
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
+        self.columns = columns
         self.bar: rich.progress.Progress | None = None
         self.task: rich.progress.TaskID | None = None
-        self.last_line = ""
-        self.last_time = 0.0
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         if self.enabled and self.tty:
-            self.bar = rich.progress.Progress(
-                rich.progress.TextColumn("{task.description}"),
-                rich.progress.BarColumn(),
-                rich.progress.MofNCompleteColumn(),
-                rich.progress.TimeElapsedColumn(),
-                rich.progress.TextColumn("{task.fields[detail]}"),
-                console=stderr,
-                transient=False,
-            )
+            self.bar = rich.progress.Progress(*self.columns, console=stderr)
             self.bar.__enter__()
         return self
 
@@ -83,6 +74,28 @@ class Progress:
     ) -> None:
         if self.bar is not None:
             self.bar.__exit__(kind, value, tb)
+
+    def show(self, description: str, done: int, total: int, detail: str = "") -> None:
+        assert self.bar is not None
+        if self.task is None:
+            self.task = self.bar.add_task(description, total=total, detail=detail)
+        self.bar.update(self.task, completed=done, total=total, detail=detail)
+
+
+class Progress(_Bar):
+    """Live progress of a job: a bar on a terminal, a line now and then otherwise."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        super().__init__(
+            enabled,
+            rich.progress.TextColumn("{task.description}"),
+            rich.progress.BarColumn(),
+            rich.progress.MofNCompleteColumn(),
+            rich.progress.TimeElapsedColumn(),
+            rich.progress.TextColumn("{task.fields[detail]}"),
+        )
+        self.last_line = ""
+        self.last_time = 0.0
 
     def ingested(self, found: Ingested) -> None:
         if not self.enabled:
@@ -96,9 +109,7 @@ class Progress:
         done, total = current.counts.final, current.job.total_requests
         detail = f"batches: {_chunk_line(current)}"
         if self.bar is not None:
-            if self.task is None:
-                self.task = self.bar.add_task(current.job.id, total=total, detail=detail)
-            self.bar.update(self.task, completed=done, total=total, detail=detail)
+            self.show(current.job.id, done, total, detail=detail)
             return
         line = f"{current.job.id}: {done}/{total} done ({_counts_line(current.counts)}); {detail}"
         elapsed = time.monotonic() - self.last_time
@@ -239,42 +250,22 @@ def settings_yaml(settings: dict[str, Any], masked_key: str) -> None:
     print(f"# ANTHROPIC_API_KEY: {masked_key}")
 
 
-class Counter:
-    """A counter on stderr for long loops (token counting): a bar on a terminal."""
+class Counter(_Bar):
+    """A counter on stderr for long loops (token counting): a bar on a terminal only."""
 
     def __init__(self, label: str, enabled: bool = True) -> None:
+        super().__init__(
+            enabled,
+            rich.progress.TextColumn(label),
+            rich.progress.BarColumn(),
+            rich.progress.MofNCompleteColumn(),
+            rich.progress.TimeRemainingColumn(),
+        )
         self.label = label
-        self.enabled = enabled and sys.stderr.isatty()
-        self.bar: rich.progress.Progress | None = None
-        self.task: rich.progress.TaskID | None = None
-
-    def __enter__(self) -> Counter:
-        if self.enabled:
-            self.bar = rich.progress.Progress(
-                rich.progress.TextColumn(self.label),
-                rich.progress.BarColumn(),
-                rich.progress.MofNCompleteColumn(),
-                rich.progress.TimeRemainingColumn(),
-                console=stderr,
-            )
-            self.bar.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(kind, value, tb)
 
     def update(self, done: int, total: int) -> None:
-        if self.bar is None:
-            return
-        if self.task is None:
-            self.task = self.bar.add_task(self.label, total=total)
-        self.bar.update(self.task, completed=done, total=total)
+        if self.bar is not None:
+            self.show(self.label, done, total)
 
 
 def estimate(result: Any) -> None:

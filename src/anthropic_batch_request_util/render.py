@@ -100,7 +100,7 @@ class Progress(_Bar):
     def ingested(self, found: Ingested) -> None:
         if not self.enabled:
             return
-        what = "new job" if found.created else "known job, resuming"
+        what = "new job" if found.created else "a known job: carrying on where it stands"
         stderr.print(f"{found.job_id}: {found.total} requests ({what})")
 
     def update(self, current: Snapshot) -> None:

@@ -176,11 +176,14 @@ def _drive(
     on_progress: ProgressCallback | None,
     budget: Budget | None = None,
 ) -> Outcome:
+    with store.begin() as conn:  # running it again is how a user retries a stopped job
+        job_store.set_status(conn, job_pk, JobStatus.RUNNING, only_from=(JobStatus.FAILED,))
+    if snapshot(store, job_pk).job.status == JobStatus.FINISHED:
+        return Outcome(snapshot(store, job_pk))  # nothing to drive: answer at once
+
     from . import engine, tasks
 
     setup_logging(logs_dir(settings))
-    with store.begin() as conn:  # running it again is how a user retries a stopped job
-        job_store.set_status(conn, job_pk, JobStatus.RUNNING, only_from=(JobStatus.FAILED,))
     rt = engine.Runtime(store, tasks.client_factory(api_key))
     tasks.configure(settings, rt)
     chunk_store.reap_dead_leases(store)

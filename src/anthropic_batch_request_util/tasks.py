@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 VISIBILITY_TIMEOUT_S = 3600
 MEMORY_POLL_S = 0.01  #: seconds between looks at the in-process queue
 STEP_RETRY_S = 2.0  #: seconds before a step that raised unexpectedly runs again
-WORKER_STOP_TIMEOUT_S = 30.0  #: seconds Ctrl-C waits for running steps to record their work
+WORKER_JOIN_S = 0.1  #: seconds to wait for the stopped worker's consumer thread
 
 app = Celery("abr", set_as_current=False)
 app.conf.update(
@@ -141,5 +141,8 @@ def embedded_worker(concurrency: int) -> Iterator[None]:
     try:
         yield
     finally:
+        # stop() returns once the pool has finished the running steps; the consumer
+        # thread notices only at its next 2-second drain timeout, and as a daemon
+        # thread it need not be waited for
         worker.stop(in_sighandler=False)
-        thread.join(WORKER_STOP_TIMEOUT_S)
+        thread.join(WORKER_JOIN_S)

@@ -10,7 +10,7 @@ ABR := $(BIN)/abr
 EMULATOR_PORT ?= 8765
 
 .PHONY: help install test lint format clean demo run-batch emulator \
-	start-worker start-worker-debug stop-worker flower
+	start-worker start-worker-debug stop-worker flower bench
 
 help: ## Show the available targets
 	@echo "abr — Anthropic Batch Request utility"
@@ -58,6 +58,9 @@ flower: $(STAMP) ## Watch the workers with Flower on http://127.0.0.1:5555
 	@$(BIN)/python -c "import flower" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[flower]'
 	$(BIN)/celery -A anthropic_batch_request_util.tasks:app \
 		-b "$${ABR_BROKER_URL:-redis://127.0.0.1:6379/0}" flower --address=127.0.0.1 --port=5555
+
+bench: $(STAMP) ## Benchmark abr against the plain SDK (SIZES=10000,100000 REPEATS=3)
+	$(BIN)/python bench/run.py --sizes $(or $(SIZES),10000,100000) --repeats $(or $(REPEATS),3)
 
 emulator: $(STAMP) ## Start the built-in Anthropic API emulator (EMULATOR_PORT=8765)
 	$(ABR) emulator --port $(EMULATOR_PORT)

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Outcome", "Snapshot", "cancel_job", "open_store", "resume_job", "run_job", "snapshot"]
 
-WATCH_INTERVAL_S = 0.25  #: seconds between two looks at the store while waiting
+WATCH_INTERVAL_S = 0.25  #: seconds between two looks at the store while waiting, at least
+WATCH_COST_FACTOR = 10  #: wait this many times as long as the last look took
 RECONCILE_INTERVAL_S = 30.0  #: seconds between re-queuing work the store says is due
 
 
@@ -233,7 +234,9 @@ def _watch(
 
     last_reconcile = time.monotonic()
     while True:
+        started = time.monotonic()
         current = snapshot(store, job_pk)
+        looked = time.monotonic() - started
         if on_progress is not None:
             on_progress(current)
         if budget is not None and budget.over(current):
@@ -245,7 +248,9 @@ def _watch(
         if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_S:
             tasks.enqueue(engine.advance_job(rt, job_pk))
             last_reconcile = time.monotonic()
-        time.sleep(WATCH_INTERVAL_S)
+        # a snapshot of a large job is several full counts: look less often, so that
+        # watching never takes more than a small share of the time the workers need
+        time.sleep(max(WATCH_INTERVAL_S, looked * WATCH_COST_FACTOR))
 
 
 def _all_sent(current: Snapshot) -> bool:

@@ -31,7 +31,7 @@ def main(input_path: str, output_path: str) -> int:
     batch: list[dict[str, object]] = []
     size = len('{"requests":[]}')
     for index, messages in enumerate(data["messages_list"]):
-        request = {
+        request: dict[str, object] = {
             "custom_id": f"{prefix}_{index}",
             "params": {**PARAMS, "system": data["system_prompt"], "messages": messages},
         }

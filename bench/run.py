@@ -90,6 +90,7 @@ TARGET_RSS_GROWTH = 1.3
 TARGET_INGEST_RPS = 100_000
 TARGET_WRITE_MBPS = 50.0
 TARGET_POLL_LAG_S = 2.0
+VERSION = "unknown"  #: the commit measured, set by main()
 
 
 def log(message: str) -> None:
@@ -130,6 +131,20 @@ def rss_bytes(pid: int) -> int:
         return 0
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process and of its reaped children."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    # after the ")": state is field 3, so utime/stime/cutime/cstime (14-17) are [11:15]
+    return sum(int(value) for value in fields[11:15]) / TICKS
+
+
 class TreeSampler:
     """Samples the summed RSS of some process trees every SAMPLE_S seconds; keeps the peak."""
 
@@ -168,6 +183,8 @@ class Timed:
     started_at: float  #: time.time() at the start
     stdout: str
     stderr: str
+    cpu_s: float = 0.0  #: user + system CPU seconds of the process (and of `extra_roots`)
+    other_cpu_s: float = 0.0  #: CPU seconds the `watch_cpu` processes (the emulator) used
 
     @property
     def peak_mb(self) -> float:
@@ -180,9 +197,12 @@ def run_measured(
     cwd: Path,
     extra_roots: Sequence[int] = (),
     timeout: float = 7200,
+    watch_cpu: Sequence[int] = (),
 ) -> Timed:
-    """Run `command` to its end: wall time, peak RSS, output."""
+    """Run `command` to its end: wall time, peak RSS, CPU time, output."""
     out_path, err_path = cwd / "stdout.txt", cwd / "stderr.txt"
+    extra_before = sum(cpu_seconds(pid) for pid in extra_roots)
+    other_before = sum(cpu_seconds(pid) for pid in watch_cpu)
     with out_path.open("wb") as out, err_path.open("wb") as err:
         started_at = time.time()
         started = time.perf_counter()
@@ -199,6 +219,7 @@ def run_measured(
                 time.sleep(0.005)
             wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
+    extra_cpu = sum(cpu_seconds(pid) for pid in extra_roots) - extra_before
     return Timed(
         wall_s=wall,
         returncode=process.returncode,
@@ -207,6 +228,8 @@ def run_measured(
         started_at=started_at,
         stdout=out_path.read_text(errors="replace"),
         stderr=err_path.read_text(errors="replace"),
+        cpu_s=usage.ru_utime + usage.ru_stime + extra_cpu,
+        other_cpu_s=sum(cpu_seconds(pid) for pid in watch_cpu) - other_before,
     )
 
 
@@ -371,6 +394,8 @@ class RunRecord:
     load_before: float
     results_bytes: int = 0
     milestones: dict[str, float] = field(default_factory=dict)
+    cpu_s: float = 0.0  #: CPU seconds of the tool (abr-redis: abr run + the workers)
+    emulator_cpu_s: float = 0.0  #: CPU seconds the emulator used meanwhile
 
     @property
     def rps(self) -> float:
@@ -392,22 +417,11 @@ def run_abr(
     env = base_env(emu.url, **{**ABR_SETTINGS, **(extra_env or {})})
     load = loadavg()
     command = [*ABR, "run", str(input_path), "--json", "--output", str(run_dir / "output")]
-    timed = run_measured(command, env, run_dir, extra_roots)
+    timed = run_measured(command, env, run_dir, extra_roots, watch_cpu=[emu.process.pid])
     checked = verify_abr(timed, n)
     store = store or run_dir / "output" / "abr.sqlite3"
     milestones = abr_milestones(store, timed.started_at, timed.wall_s) if store.exists() else {}
-    return RunRecord(
-        tool,
-        n,
-        repeat,
-        timed.wall_s,
-        timed.peak_mb,
-        timed.peak_tree_mb,
-        timed.maxrss_mb,
-        load,
-        checked["results_bytes"],
-        milestones,
-    )
+    return _record(tool, n, repeat, timed, load, checked["results_bytes"], milestones)
 
 
 def run_baseline(
@@ -416,18 +430,34 @@ def run_baseline(
     run_dir.mkdir(parents=True)
     out = run_dir / "results.jsonl"
     load = loadavg()
-    timed = run_measured([*BASELINE, str(input_path), str(out)], base_env(emu.url), run_dir)
+    command = [*BASELINE, str(input_path), str(out)]
+    timed = run_measured(command, base_env(emu.url), run_dir, watch_cpu=[emu.process.pid])
     checked = verify_baseline(timed, out, n)
+    return _record("baseline", n, repeat, timed, load, checked["results_bytes"], {})
+
+
+def _record(
+    tool: str,
+    n: int,
+    repeat: int,
+    timed: Timed,
+    load: float,
+    results_bytes: int,
+    milestones: dict[str, float],
+) -> RunRecord:
     return RunRecord(
-        "baseline",
-        n,
-        repeat,
-        timed.wall_s,
-        timed.peak_mb,
-        timed.peak_tree_mb,
-        timed.maxrss_mb,
-        load,
-        checked["results_bytes"],
+        tool=tool,
+        n=n,
+        repeat=repeat,
+        wall_s=timed.wall_s,
+        peak_mb=timed.peak_mb,
+        peak_tree_mb=timed.peak_tree_mb,
+        maxrss_mb=timed.maxrss_mb,
+        load_before=load,
+        results_bytes=results_bytes,
+        milestones=milestones,
+        cpu_s=timed.cpu_s,
+        emulator_cpu_s=timed.other_cpu_s,
     )
 
 
@@ -830,6 +860,8 @@ def summarize(records: list[RunRecord]) -> dict[tuple[str, int], dict[str, Any]]
             "peak_mb": max(r.peak_mb for r in rows),
             "rps": key[1] / median([r.wall_s for r in rows]),
             "load": median([r.load_before for r in rows]),
+            "cpu_s": median([r.cpu_s for r in rows]),
+            "emulator_cpu_s": median([r.emulator_cpu_s for r in rows]),
             "runs": len(rows),
         }
         for key, rows in grouped.items()
@@ -838,13 +870,14 @@ def summarize(records: list[RunRecord]) -> dict[tuple[str, int], dict[str, Any]]
 
 def table(records: list[RunRecord]) -> str:
     """Wall time (median of the runs), peak RSS (the largest of the runs), requests/s (from
-    the median), and the 1-minute load average before the runs (median)."""
+    the median), CPU seconds of the tool and of the emulator meanwhile (medians), and the
+    1-minute load average before the runs (median)."""
     stats = summarize(records)
     sizes = sorted({n for _, n in stats})
     lines = [
         "| N | tool | wall median (s) | runs (s) | abr/baseline | peak RSS (MB) | requests/s "
-        "| load before |",
-        "|---:|---|---:|---|---:|---:|---:|---:|",
+        "| CPU s | emulator CPU s | load before |",
+        "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for n in sizes:
         base = stats.get(("baseline", n))
@@ -855,7 +888,8 @@ def table(records: list[RunRecord]) -> str:
             ratio = f"{row['wall_s'] / base['wall_s']:.2f}" if base and tool != "baseline" else ""
             lines.append(
                 f"| {n:,} | {tool} | {row['wall_s']:.2f} | {', '.join(map(str, row['walls']))} "
-                f"| {ratio} | {row['peak_mb']:.0f} | {row['rps']:,.0f} | {row['load']:.1f} |"
+                f"| {ratio} | {row['peak_mb']:.0f} | {row['rps']:,.0f} | {row['cpu_s']:.1f} "
+                f"| {row['emulator_cpu_s']:.1f} | {row['load']:.1f} |"
             )
     return "\n".join(lines)
 
@@ -943,6 +977,27 @@ def verdicts(
     return found
 
 
+def source_version() -> str:
+    """The commit abr was measured at, and whether src/ had uncommitted changes."""
+    root = BENCH_DIR.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + (" + uncommitted changes in src/" if dirty else "")
+
+
 def machine() -> dict[str, str]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -963,6 +1018,7 @@ def machine() -> dict[str, str]:
         "memory": memory,
         "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}",
+        "abr": VERSION,
     }
 
 
@@ -977,6 +1033,8 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global VERSION
+    VERSION = source_version()  # at the start: the code the runs will import
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes(DEFAULT_SIZES))
     parser.add_argument("--repeats", type=int, default=3, help="runs of each tool per N")
@@ -1055,7 +1113,8 @@ def main(argv: list[str] | None = None) -> int:
                         records.append(record)
                         log(
                             f"N={n:,} {tool} #{repeat + 1}: {record.wall_s:.2f}s, "
-                            f"peak {record.peak_mb:.0f} MB, load {record.load_before:.1f}, "
+                            f"peak {record.peak_mb:.0f} MB, CPU {record.cpu_s:.1f}s, "
+                            f"load {record.load_before:.1f}, "
                             f"emulator {emu.rss_mb():.0f} MB"
                         )
                         if tool == "abr":
@@ -1139,6 +1198,8 @@ def render(
     parts = [
         f"machine: {info['cpu']}, {info['cpus']} CPUs, {info['memory']}, Python {info['python']}, "
         f"{info['system']}",
+        f"abr: {info['abr']}",
+        f"command: {' '.join(sys.argv)}",
         "",
         "## End to end (abr vs the plain SDK, same emulator, alternating)",
         "",

@@ -20,15 +20,18 @@ from sqlalchemy.engine import Connection
 
 from .store import (
     LEASE_S,
+    UPSERT_OUTPUT,
     ChunkStatus,
     RequestStatus,
     Store,
     chunks,
+    executemany,
     heartbeat,
     locks,
     now,
     requests,
     row_dict,
+    stream_rows,
 )
 
 __all__ = ["Chunk", "Lease", "claim", "get_chunk", "release", "transition"]
@@ -234,22 +237,15 @@ def update_fenced(conn: Connection, lease: Lease, **values: Any) -> bool:
 
 def iter_bodies(conn: Connection, chunk_id: int) -> Iterator[bytes]:
     """The request bodies of a chunk, in input order."""
-    stmt = (
-        sa.select(requests.c.body)
-        .where(requests.c.chunk_id == chunk_id)
-        .order_by(requests.c.idx)
-        .execution_options(yield_per=2000)
-    )
-    for (body,) in conn.execute(stmt):
+    sql = "SELECT body FROM requests WHERE chunk_id = ? ORDER BY idx"
+    for (body,) in stream_rows(conn, sql, (chunk_id,), batch=2000):
         yield bytes(body)
 
 
 def members(conn: Connection, chunk_id: int) -> dict[str, tuple[int, int]]:
-    """custom_id -> (input index, attempts so far) for the requests of a chunk."""
-    stmt = sa.select(requests.c.custom_id, requests.c.idx, requests.c.attempts).where(
-        requests.c.chunk_id == chunk_id
-    )
-    return {cid: (idx, n) for cid, idx, n in conn.execute(stmt)}
+    """custom_id -> (input index, answered attempts before this chunk's) for its requests."""
+    sql = "SELECT custom_id, idx, attempts FROM requests WHERE chunk_id = ?"
+    return {cid: (idx, n) for cid, idx, n in stream_rows(conn, sql, (chunk_id,))}
 
 
 def recorded_batch_ids(conn: Connection, batch_ids: Iterable[str]) -> set[str]:
@@ -261,15 +257,6 @@ def recorded_batch_ids(conn: Connection, batch_ids: Iterable[str]) -> set[str]:
     return {str(value) for value in conn.execute(stmt).scalars()}
 
 
-def count_attempt(conn: Connection, chunk_id: int) -> None:
-    """Each request of a created batch has been sent once more."""
-    conn.execute(
-        sa.update(requests)
-        .where(requests.c.chunk_id == chunk_id)
-        .values(attempts=requests.c.attempts + 1)
-    )
-
-
 def fail_members(conn: Connection, chunk_id: int, error_type: str, message: str) -> None:
     """The API refused the whole chunk for good: its requests end errored."""
     rows = conn.execute(
@@ -278,10 +265,18 @@ def fail_members(conn: Connection, chunk_id: int, error_type: str, message: str)
         ).where(requests.c.chunk_id == chunk_id)
     ).all()
     error = {"type": error_type, "message": message}
-    for job_pk, idx, custom_id, n in rows:
-        line = {"custom_id": custom_id, "status": "errored", "error": error, "attempts": n}
-        conn.execute(
-            sa.update(requests)
-            .where(requests.c.job_pk == job_pk, requests.c.idx == idx)
-            .values(status=RequestStatus.ERRORED, error_type=error_type, output=orjson.dumps(line))
-        )
+    executemany(
+        conn,
+        f"UPDATE requests SET status = '{RequestStatus.ERRORED.value}', error_type = ?"
+        " WHERE job_pk = ? AND idx = ?",
+        [(error_type, job_pk, idx) for job_pk, idx, _cid, _n in rows],
+    )
+    line = {"status": "errored", "error": error}
+    executemany(
+        conn,
+        UPSERT_OUTPUT,
+        [
+            (job_pk, idx, orjson.dumps({"custom_id": cid, **line, "attempts": n}))
+            for job_pk, idx, cid, n in rows
+        ],
+    )

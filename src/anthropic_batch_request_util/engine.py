@@ -33,7 +33,7 @@ from .api import HttpFailure, classify_http_error, create_batch, retry_after_sec
 from .chunking import ChunkCutter, batch_body, effective_limits
 from .config import Settings, settings_from_dict
 from .errors import ApiError, SettingsError
-from .output import write_outputs
+from .output import write_outputs, write_record
 from .pricing import PriceTable, price_table_for
 from .store import ChunkStatus, JobStatus, RequestStatus, Store, held_lock, now, requests
 
@@ -209,7 +209,7 @@ def _record_submitted(
 ) -> list[Action]:
     interval = rt.settings_for(chunk.job_pk).batch.poll_interval
     try:
-        with rt.store.begin() as conn:
+        with rt.store.begin() as conn:  # its requests count the attempt once answered
             won = chunk_store.transition(
                 conn,
                 lease,
@@ -221,8 +221,6 @@ def _record_submitted(
                 poll_interval=interval,
                 next_poll_at=now() + interval,
             )
-            if won:
-                chunk_store.count_attempt(conn, chunk.id)
     except sa.exc.IntegrityError:
         # Another chunk owns this batch: ours stays SUBMITTING and is reconciled again.
         log.error("chunk %s: batch %s already belongs to another chunk", chunk.id, batch.id)
@@ -375,6 +373,8 @@ def fetch_results(rt: Runtime, chunk_id: int) -> list[Action]:
             new_chunks = _apply_results(rt, lease, chunk, spool)
         except _LeaseLost:
             return []
+        except result_rows.NOT_WHOLE_ERRORS as error:
+            return _fetch_failed(rt, lease, chunk, error)  # nothing was written: fetch again
         finally:
             spool.unlink(missing_ok=True)
     return [Action(Step.SUBMIT, cid) for cid in new_chunks] + [Action(Step.FINALIZE, chunk.job_pk)]
@@ -460,7 +460,7 @@ def finalize_job(rt: Runtime, job_pk: int) -> list[Action]:
         job_store.set_status(
             conn, job_pk, JobStatus.FINISHED, only_from=(JobStatus.RUNNING, JobStatus.CANCELING)
         )
-    write_outputs(rt.store, _job(rt, job_pk))  # again, so the record says "finished"
+    write_record(rt.store, _job(rt, job_pk))  # again, so the record says "finished"
     log.info("job %s finished", job.id)
     return []
 

@@ -22,11 +22,16 @@ from .chunking import ChunkCutter, effective_limits
 from .config import Settings, settings_to_dict
 from .errors import InputError
 from .inputs import InputFormat, Request, RequestDefaults, detect_format, read_requests
-from .store import ChunkStatus, JobStatus, RequestStatus, Store, chunks, jobs, now, requests
+from .store import ChunkStatus, JobStatus, RequestStatus, Store, chunks, executemany, jobs, now
 
 __all__ = ["Ingested", "ingest", "request_defaults"]
 
 INSERT_BATCH = 5000  #: request rows per executemany
+_INSERT = (
+    "INSERT INTO requests (job_pk, idx, custom_id, body, chunk_id, status, attempts,"
+    " input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens)"
+    f" VALUES (?, ?, ?, ?, ?, '{RequestStatus.QUEUED.value}', 0, 0, 0, 0, 0)"
+)
 JOB_HASH_CHARS = 10  #: hex characters of the fingerprint in a job id
 
 
@@ -166,40 +171,22 @@ def _insert_requests(
     job_hash = hashlib.sha256(
         orjson.dumps(identity_settings(settings), option=orjson.OPT_SORT_KEYS)
     )
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[int, int, str, bytes, int]] = []
     total = 0
     for request in read_requests(path, request_defaults(settings)):
         chunk_id = writer.place(request)
         job_hash.update(request.body)
         job_hash.update(b"\n")
-        rows.append(_row(job_pk, request, chunk_id))
+        rows.append((job_pk, request.index, request.custom_id, request.body, chunk_id))
         total += 1
         if len(rows) >= INSERT_BATCH:
-            conn.execute(requests.insert(), rows)
+            executemany(conn, _INSERT, rows)
             rows.clear()
     if rows:
-        conn.execute(requests.insert(), rows)
+        executemany(conn, _INSERT, rows)
     writer.close()
     conn.execute(sa.update(jobs).where(jobs.c.pk == job_pk).values(next_chunk_seq=writer.seq + 1))
     return job_hash.hexdigest(), total
-
-
-def _row(job_pk: int, request: Request, chunk_id: int) -> dict[str, Any]:
-    return {
-        "job_pk": job_pk,
-        "idx": request.index,
-        "custom_id": request.custom_id,
-        "body": request.body,
-        "chunk_id": chunk_id,
-        "status": RequestStatus.QUEUED.value,
-        "attempts": 0,
-        "error_type": None,
-        "input_tokens": 0,
-        "output_tokens": 0,
-        "cache_creation_tokens": 0,
-        "cache_read_tokens": 0,
-        "output": None,
-    }
 
 
 def _check_unique(conn: Connection, job_pk: int, path: Path) -> None:

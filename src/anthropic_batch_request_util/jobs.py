@@ -21,6 +21,7 @@ from .store import (
     now,
     requests,
     row_dict,
+    stream_rows,
 )
 
 __all__ = ["Job", "JobCounts", "Usage", "find_job", "get_job", "job_counts"]
@@ -210,14 +211,12 @@ def unfinished_count(conn: Connection, job_pk: int) -> int:
 def iter_outputs(conn: Connection, job_pk: int) -> Iterator[bytes]:
     """The results-file lines of a job, in input order, streamed. A request still on its
     way has a line too, saying where it stands, so an export of a running job is whole."""
-    c = requests.c
-    stmt = (
-        sa.select(c.output, c.custom_id, c.status, c.attempts)
-        .where(c.job_pk == job_pk)
-        .order_by(c.idx)
-        .execution_options(yield_per=5000)
+    sql = (
+        "SELECT o.output, r.custom_id, r.status, r.attempts FROM requests r"
+        " LEFT JOIN outputs o ON o.job_pk = r.job_pk AND o.idx = r.idx"
+        " WHERE r.job_pk = ? ORDER BY r.idx"
     )
-    for output, custom_id, status, attempts in conn.execute(stmt):
+    for output, custom_id, status, attempts in stream_rows(conn, sql, (job_pk,)):
         if output is None:
             yield orjson.dumps({"custom_id": custom_id, "status": status, "attempts": attempts})
         else:

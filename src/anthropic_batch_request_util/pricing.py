@@ -35,6 +35,7 @@ display is `format_usd`'s job and never happens inside a sum.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -170,6 +171,7 @@ def _count(usage: Mapping[str, Any], key: str) -> int:
     return int(value) if value else 0
 
 
+@functools.lru_cache(maxsize=1024)
 def _decimal(value: float) -> Decimal:
     """A price as the decimal it was written as: repr gives the shortest exact spelling."""
     return Decimal(repr(float(value)))
@@ -183,8 +185,13 @@ def cost_usd(
     usage: Mapping[str, Any], model: str, table: PriceTable, *, batch: bool = True
 ) -> float:
     """What a response with this `usage` from `model` costs, in USD (see the module doc)."""
-    price = table.price_for(model)
-    return float(TokenCounts.from_usage(usage).cost(price) * _discount(table, batch))
+    return _priced(TokenCounts.from_usage(usage), table.price_for(model), _discount(table, batch))
+
+
+@functools.lru_cache(maxsize=8192)
+def _priced(counts: TokenCounts, price: ModelPrice, discount: Decimal) -> float:
+    # answers of one job repeat the same few token counts: each is priced exactly once
+    return float(counts.cost(price) * discount)
 
 
 @dataclass

@@ -29,7 +29,16 @@ from .chunking import ChunkCutter
 from .config import ResponseFormat, Settings
 from .errors import SettingsError
 from .pricing import PriceTable, cost_usd
-from .store import ChunkStatus, RequestStatus, attempts, chunks, jobs, now, requests
+from .store import (
+    UPSERT_OUTPUT,
+    ChunkStatus,
+    RequestStatus,
+    chunks,
+    executemany,
+    jobs,
+    now,
+    requests,
+)
 
 __all__ = ["apply", "build_output", "cut_into_chunks", "download"]
 
@@ -39,31 +48,21 @@ DOWNLOAD_CHUNK_BYTES = 1 << 16  #: bytes read from the results stream at a time
 APPLY_BATCH = 2000  #: rows written per executemany
 
 _UPDATE = (
-    sa.update(requests)
-    .where(
-        requests.c.job_pk == sa.bindparam("b_job"),
-        requests.c.idx == sa.bindparam("b_idx"),
-        requests.c.chunk_id == sa.bindparam("b_chunk"),
-    )
-    .values(
-        status=sa.bindparam("status"),
-        error_type=sa.bindparam("error_type"),
-        input_tokens=sa.bindparam("input_tokens"),
-        output_tokens=sa.bindparam("output_tokens"),
-        cache_creation_tokens=sa.bindparam("cache_creation_tokens"),
-        cache_read_tokens=sa.bindparam("cache_read_tokens"),
-        output=sa.bindparam("output"),
-        cost_usd=sa.bindparam("cost_usd"),
-    )
+    "UPDATE requests SET status = ?, error_type = ?, input_tokens = ?, output_tokens = ?,"
+    " cache_creation_tokens = ?, cache_read_tokens = ?, cost_usd = ?, attempts = ?"
+    " WHERE job_pk = ? AND idx = ? AND chunk_id = ?"
 )
+_ATTEMPT = "INSERT INTO attempts (chunk_id, idx, outcome, error_type) VALUES (?, ?, ?, ?)"
 
 
 class IncompleteResults(ValueError):
     """The downloaded results do not cover the chunk: fetch them again."""
 
 
-#: what a broken download can raise: API errors, a cut stream, a bad line, a full disk
-DOWNLOAD_ERRORS = (anthropic.AnthropicError, httpx2.HTTPError, OSError, ValueError)
+#: what a broken download can raise: API errors, a cut stream, a full disk
+DOWNLOAD_ERRORS = (anthropic.AnthropicError, httpx2.HTTPError, OSError)
+#: what `apply` raises for a download that is not whole: a cut line, lines missing
+NOT_WHOLE_ERRORS = (orjson.JSONDecodeError, IncompleteResults)
 
 
 def counts_json(batch: MessageBatch) -> bytes:
@@ -71,7 +70,7 @@ def counts_json(batch: MessageBatch) -> bytes:
 
 
 def download(client: anthropic.Anthropic, chunk: chunk_store.Chunk) -> Path:
-    """Stream the batch's results into a temporary file and check they are whole."""
+    """Stream the batch's results into a temporary file; `apply` checks they are whole."""
     assert chunk.batch_id is not None
     fd, name = tempfile.mkstemp(prefix=f"abr-{chunk.batch_id}-", suffix=".jsonl")
     path = Path(name)
@@ -82,29 +81,17 @@ def download(client: anthropic.Anthropic, chunk: chunk_store.Chunk) -> Path:
         ):
             for data in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
                 handle.write(data)
-        _check_whole(path, chunk.request_count)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return path
 
 
-def _check_whole(path: Path, expected: int) -> None:
-    lines = 0
-    with path.open("rb") as handle:
-        for line in handle:
-            if line.strip():
-                orjson.loads(line)  # a cut line raises here
-                lines += 1
-    if lines != expected:
-        raise IncompleteResults(f"{lines} result lines for {expected} requests")
-
-
 def _read(path: Path) -> Iterator[dict[str, Any]]:
     with path.open("rb") as handle:
         for line in handle:
             if line.strip():
-                yield orjson.loads(line)
+                yield orjson.loads(line)  # a cut line raises here
 
 
 def apply(
@@ -114,41 +101,58 @@ def apply(
     settings: Settings,
     prices: PriceTable | None = None,
 ) -> None:
-    """Write every result line into its request row; record the attempt."""
+    """Write every result line into its request row and record the attempt, in the caller's
+    transaction. Raises `ValueError` (a cut line, a line too few or too many) when the
+    download is not whole: the caller rolls back and fetches again."""
     members = chunk_store.members(conn, chunk.id)
     seen: set[int] = set()
-    updates: list[dict[str, Any]] = []
-    tries: list[dict[str, Any]] = []
+    updates: list[tuple[Any, ...]] = []
+    lines_out: list[tuple[int, int, bytes]] = []
+    tries: list[tuple[Any, ...]] = []
+    lines = 0
     for line in _read(spool):
+        lines += 1
         member = members.get(str(line.get("custom_id")))
         if member is None:
             continue  # not ours: a reconciled batch is confirmed by its custom_ids
-        idx, n = member
+        idx, before = member
+        n = before + 1  # this answer's attempt
         row = build_output(line, n, chunk.batch_id, settings, prices)
-        row.update(b_job=chunk.job_pk, b_idx=idx, b_chunk=chunk.id)
-        updates.append(row)
-        tries.append(
-            {
-                "chunk_id": chunk.id,
-                "idx": idx,
-                "outcome": row["outcome"],
-                "error_type": row["error_type"],
-            }
+        updates.append(
+            (
+                row["status"].value,
+                row["error_type"],
+                row["input_tokens"],
+                row["output_tokens"],
+                row["cache_creation_tokens"],
+                row["cache_read_tokens"],
+                row["cost_usd"],
+                n,
+                chunk.job_pk,
+                idx,
+                chunk.id,
+            )
         )
+        lines_out.append((chunk.job_pk, idx, row["output"]))
+        tries.append((chunk.id, idx, row["outcome"], row["error_type"]))
         seen.add(idx)
         if len(updates) >= APPLY_BATCH:
-            _flush(conn, updates, tries)
-    _flush(conn, updates, tries)
+            _flush(conn, updates, lines_out, tries)
+    if lines != chunk.request_count:
+        raise IncompleteResults(f"{lines} result lines for {chunk.request_count} requests")
+    _flush(conn, updates, lines_out, tries)
     missing = [(cid, idx) for cid, (idx, _) in members.items() if idx not in seen]
     _retry_missing(conn, chunk, missing)
 
 
-def _flush(conn: Connection, updates: list[dict[str, Any]], tries: list[dict[str, Any]]) -> None:
+def _flush(conn: Connection, *batches: list[Any]) -> None:
+    updates, lines_out, tries = batches
     if updates:
-        conn.execute(_UPDATE, updates)
-        conn.execute(attempts.insert(), tries)
-        updates.clear()
-        tries.clear()
+        executemany(conn, _UPDATE, updates)
+        executemany(conn, UPSERT_OUTPUT, lines_out)
+        executemany(conn, _ATTEMPT, tries)
+        for batch in batches:
+            batch.clear()
 
 
 def _retry_missing(
@@ -318,12 +322,14 @@ def _cancel_rows(conn: Connection, where: Any) -> None:
             requests.c.job_pk, requests.c.idx, requests.c.custom_id, requests.c.attempts
         ).where(where)
     ).all()
-    conn.execute(
-        sa.update(requests)
-        .where(requests.c.job_pk == sa.bindparam("b_job"), requests.c.idx == sa.bindparam("b_idx"))
-        .values(status=RequestStatus.CANCELED, output=sa.bindparam("output")),
-        [{"b_job": pk, "b_idx": idx, "output": _canceled_line(cid, n)} for pk, idx, cid, n in rows]
-        or [{"b_job": -1, "b_idx": -1, "output": b""}],
+    executemany(
+        conn,
+        f"UPDATE requests SET status = '{RequestStatus.CANCELED.value}'"
+        " WHERE job_pk = ? AND idx = ?",
+        [(pk, idx) for pk, idx, _cid, _n in rows],
+    )
+    executemany(
+        conn, UPSERT_OUTPUT, [(pk, idx, _canceled_line(cid, n)) for pk, idx, cid, n in rows]
     )
 
 

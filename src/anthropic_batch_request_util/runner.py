@@ -7,6 +7,7 @@ Redis broker the work goes to `abr worker` processes and this process only watch
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -35,6 +36,9 @@ __all__ = ["Outcome", "Snapshot", "cancel_job", "open_store", "resume_job", "run
 WATCH_INTERVAL_S = 0.25  #: seconds between two looks at the store while waiting, at least
 WATCH_COST_FACTOR = 10  #: wait this many times as long as the last look took
 RECONCILE_INTERVAL_S = 30.0  #: seconds between re-queuing work the store says is due
+
+
+_ENDED = (JobStatus.FINISHED, JobStatus.FAILED)
 
 
 @dataclass
@@ -104,6 +108,16 @@ def snapshot(store: Store, job_pk: int) -> Snapshot:
         )
 
 
+def _import_in_background() -> None:
+    """Import the SDK and Celery (about a second) while the input is read: the reading
+    waits on the disk and SQLite much of the time. A bad input still answers at once."""
+
+    def load() -> None:
+        from . import engine, tasks  # noqa: F401
+
+    threading.Thread(target=load, name="abr-import", daemon=True).start()
+
+
 def _api_key() -> str:
     key = load_api_key()
     if key is None:
@@ -125,6 +139,7 @@ def run_job(
 
     api_key = _api_key()  # before reading the input: nothing starts without a key
     budget = None if max_cost is None else check_before_launch(path, settings, max_cost)
+    _import_in_background()
     with open_store(settings) as store:
         found = ingest(store, path, settings, Path(settings.storage.base_dir))
         if on_ingested is not None:
@@ -248,9 +263,21 @@ def _watch(
         if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_S:
             tasks.enqueue(engine.advance_job(rt, job_pk))
             last_reconcile = time.monotonic()
-        # a snapshot of a large job is several full counts: look less often, so that
-        # watching never takes more than a small share of the time the workers need
-        time.sleep(max(WATCH_INTERVAL_S, looked * WATCH_COST_FACTOR))
+        # a snapshot of a large job is several full counts: take them less often, so that
+        # watching never takes more than a small share of the time the workers need, but
+        # notice at once when the job ends
+        _wait_unless_ended(store, job_pk, max(WATCH_INTERVAL_S, looked * WATCH_COST_FACTOR))
+
+
+def _wait_unless_ended(store: Store, job_pk: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        time.sleep(max(0.0, min(WATCH_INTERVAL_S, deadline - time.monotonic())))
+        if time.monotonic() >= deadline:
+            return
+        with store.begin() as conn:
+            if job_store.get_job_by_pk(conn, job_pk).status in _ENDED:
+                return
 
 
 def _all_sent(current: Snapshot) -> bool:

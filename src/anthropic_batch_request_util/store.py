@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -30,11 +30,14 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "FINAL_REQUEST_STATUSES",
+    "UPSERT_OUTPUT",
     "ChunkStatus",
     "JobStatus",
     "RequestStatus",
     "Store",
+    "executemany",
     "held_lock",
+    "stream_rows",
 ]
 
 LEASE_S = 60.0  #: seconds a lease lasts unless renewed; a dead holder blocks no longer
@@ -161,10 +164,26 @@ requests = sa.Table(
     sa.Column("output_tokens", sa.BigInteger, nullable=False, default=0),
     sa.Column("cache_creation_tokens", sa.BigInteger, nullable=False, default=0),
     sa.Column("cache_read_tokens", sa.BigInteger, nullable=False, default=0),
-    sa.Column("output", sa.LargeBinary, nullable=True),  # the finished results-file line
+    sa.Column("output", sa.LargeBinary, nullable=True),  # unused since 0003: see `outputs`
     sa.Column("cost_usd", sa.Float, nullable=True),  # what the last attempt cost
     sa.Index("ix_requests_job_custom_id", "job_pk", "custom_id"),
-    sa.Index("ix_requests_job_status", "job_pk", "status"),
+    sa.Index("ix_requests_job_status", "job_pk", "status"),  # replaced by 0004
+)
+
+#: The results-file line of each answered request. Kept apart from `requests` so that
+#: storing a result appends a row instead of growing (and so splitting) a request's page.
+outputs = sa.Table(
+    "outputs",
+    metadata,
+    sa.Column("job_pk", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("output", sa.LargeBinary, nullable=False),
+)
+
+#: Store or replace results-file lines: rows of (job_pk, idx, output); see `executemany`.
+UPSERT_OUTPUT = (
+    "INSERT INTO outputs (job_pk, idx, output) VALUES (?, ?, ?)"
+    " ON CONFLICT (job_pk, idx) DO UPDATE SET output = excluded.output"
 )
 
 attempts = sa.Table(
@@ -198,10 +217,35 @@ def _migration_0002_request_cost(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE requests ADD COLUMN cost_usd FLOAT"))
 
 
+def _migration_0003_outputs(conn: Connection) -> None:
+    outputs.create(conn)
+    conn.execute(
+        sa.text(
+            "INSERT INTO outputs (job_pk, idx, output)"
+            " SELECT job_pk, idx, output FROM requests WHERE output IS NOT NULL"
+        )
+    )
+    conn.execute(sa.text("UPDATE requests SET output = NULL WHERE output IS NOT NULL"))
+
+
+def _migration_0004_tally_index(conn: Connection) -> None:
+    # Everything progress and summaries count or sum, so that they read this index alone
+    # instead of every request row: a look at a million-request job stays cheap.
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_requests_job_status"))
+    conn.execute(
+        sa.text(
+            "CREATE INDEX ix_requests_tally ON requests (job_pk, status, error_type, attempts,"
+            " input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost_usd)"
+        )
+    )
+
+
 #: Append-only: a new schema change is a new function at the end, never an edit.
 MIGRATIONS: tuple[tuple[str, Callable[[Connection], None]], ...] = (
     ("0001_initial", _migration_0001_initial),
     ("0002_request_cost", _migration_0002_request_cost),
+    ("0003_outputs", _migration_0003_outputs),
+    ("0004_tally_index", _migration_0004_tally_index),
 )
 
 
@@ -340,6 +384,34 @@ def held_lock(store: Store, name: str, owner: str, ttl_s: float = LOCK_S) -> Ite
                     .where(locks.c.name == name, locks.c.token == token)
                     .values(owner=None, expires_at=None)
                 )
+
+
+def _driver_sql(conn: Connection, sql: str) -> str:
+    """`sql` written with `?` placeholders, in the driver's own paramstyle."""
+    return sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
+
+
+def executemany(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run `sql` (`?` placeholders) once per row of plain tuples, straight on the driver, in
+    the connection's transaction. Bulk writes of many thousands of rows spend most of their
+    time in SQLAlchemy's per-row compile and type handling otherwise."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(_driver_sql(conn, sql), rows)
+    finally:
+        cursor.close()
+
+
+def stream_rows(
+    conn: Connection, sql: str, params: Sequence[Any] = (), batch: int = 5000
+) -> Iterator[Sequence[Any]]:
+    """The rows of a query (`?` placeholders) as plain tuples, `batch` at a time from the
+    server (a server-side cursor on PostgreSQL), without SQLAlchemy's per-row work."""
+    result = conn.execution_options(yield_per=batch).exec_driver_sql(
+        _driver_sql(conn, sql), tuple(params)
+    )
+    for part in result.partitions():
+        yield from part
 
 
 def safe_url(url: str) -> str:

@@ -70,11 +70,12 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 SAMPLE_S = 0.02  #: seconds between two RSS samples
 DEFAULT_SIZES = "10000,100000,1000000"
 
-#: abr at the API's limits (100,000 requests and 256 MB per batch), polling as often as the
-#: baseline does (0.05 s, growing to 0.5 s)
+#: abr with batches of 10,000 requests (its own `batch.max_size` default), so that uploads,
+#: the API's work and storing results overlap, polling as often as the baseline does
+#: (0.05 s, growing to 0.5 s)
 ABR_SETTINGS = {
-    "ABR_BATCH_CHUNK_SIZE": "100000",
-    "ABR_BATCH_MAX_SIZE": "100000",
+    "ABR_BATCH_CHUNK_SIZE": "10000",
+    "ABR_BATCH_MAX_SIZE": "10000",
     "ABR_API_MAX_PAYLOAD_SIZE": str(256 * MB),
     "ABR_BATCH_POLL_INTERVAL": "0.05",
     "ABR_BATCH_POLL_MAX_INTERVAL": "0.5",
@@ -534,20 +535,43 @@ def measure_ingest(input_path: Path, n: int, work: Path, repeats: int) -> dict[s
     }
 
 
-def measure_write(store_path: Path, cwd: Path) -> dict[str, Any]:
-    """`write_outputs()` again on a finished job: the results file from the store."""
-    done = subprocess.run(
-        [PYTHON, "-c", WRITE_SCRIPT, str(store_path)],
-        env=base_env("http://127.0.0.1:9"),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found: dict[str, Any] = orjson.loads(done.stdout.strip().splitlines()[-1])
-    found["mb_per_s"] = round(found["bytes"] / MB / found["seconds"], 1)
-    found["requests_per_s"] = round(found["requests"] / found["seconds"])
-    return found
+def measure_write(store_path: Path, cwd: Path, repeats: int) -> dict[str, Any]:
+    """`write_outputs()` again on a finished job, `repeats` times in fresh processes: the
+    results file from the store. The first one may read the store from a cold page cache."""
+    runs = []
+    for _ in range(max(1, repeats)):
+        done = subprocess.run(
+            [PYTHON, "-c", WRITE_SCRIPT, str(store_path)],
+            env=base_env("http://127.0.0.1:9"),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        runs.append(orjson.loads(done.stdout.strip().splitlines()[-1]))
+    seconds = statistics.median(run["seconds"] for run in runs)
+    size, requests = runs[0]["bytes"], runs[0]["requests"]
+    return {
+        "bytes": size,
+        "requests": requests,
+        "seconds": seconds,
+        "mb_per_s": round(size / MB / seconds, 1),
+        "first_mb_per_s": round(size / MB / runs[0]["seconds"], 1),
+        "requests_per_s": round(requests / seconds),
+        "runs_s": [round(run["seconds"], 3) for run in runs],
+    }
+
+
+def in_run_write_rates(records: list[RunRecord]) -> dict[int, float]:
+    """MB/s of the results file as finalize wrote it during the abr runs (median): its size
+    over the time from the last results stored to the job finished."""
+    rates: dict[int, list[float]] = {}
+    for record in records:
+        m = record.milestones
+        seconds = m.get("job_finished", 0.0) - m.get("last_results_stored", 0.0)
+        if record.tool == "abr" and seconds > 0 and record.results_bytes:
+            rates.setdefault(record.n, []).append(record.results_bytes / MB / seconds)
+    return {n: round(median(values), 1) for n, values in rates.items()}
 
 
 class FirstFile:
@@ -960,12 +984,15 @@ def verdicts(
             f"ingestion at N={largest['n']:,}: {largest['ingest_rps']:,} requests/s "
             f"(target >= {TARGET_INGEST_RPS:,})",
         )
-    if write:
-        largest_w = max(write, key=lambda item: item["requests"])
+    live = in_run_write_rates(records)
+    for item in write:
+        during = (
+            f"; {live[item['requests']]} MB/s during the runs" if item["requests"] in live else ""
+        )
         say(
-            largest_w["mb_per_s"] >= TARGET_WRITE_MBPS,
-            f"results file written at N={largest_w['requests']:,}: {largest_w['mb_per_s']} MB/s "
-            f"(target >= {TARGET_WRITE_MBPS:.0f})",
+            item["mb_per_s"] >= TARGET_WRITE_MBPS,
+            f"results file written at N={item['requests']:,}: {item['mb_per_s']} MB/s "
+            f"(target >= {TARGET_WRITE_MBPS:.0f}{during})",
         )
     for item in lag:
         say(
@@ -1125,12 +1152,14 @@ def main(argv: list[str] | None = None) -> int:
                             shutil.rmtree(run_dir, ignore_errors=True)
                 emu.reset()
                 if not args.no_extras:
-                    log(f"N={n:,}: ingestion")
-                    ingest_figures.append(measure_ingest(inputs[n], n, work, max(1, args.repeats)))
+                    # the write first, while the finished job's store is still in the page
+                    # cache (ingesting 1M requests three times would push it out)
                     if last_abr_dir is not None:
                         log(f"N={n:,}: results write rate")
                         store = last_abr_dir / "output" / "abr.sqlite3"
-                        write_figures.append(measure_write(store, last_abr_dir))
+                        write_figures.append(measure_write(store, last_abr_dir, args.repeats))
+                    log(f"N={n:,}: ingestion")
+                    ingest_figures.append(measure_ingest(inputs[n], n, work, max(1, args.repeats)))
                 if last_abr_dir is not None and not args.keep:
                     shutil.rmtree(last_abr_dir, ignore_errors=True)
 
@@ -1227,12 +1256,15 @@ def render(
             "",
             "## Results file write (write_outputs from the store)",
             "",
-            "| N | MB | seconds | MB/s | requests/s |",
-            "|---:|---:|---:|---:|---:|",
+            "| N | MB | seconds (median) | MB/s | first run MB/s | requests/s "
+            "| MB/s in the abr runs |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        live = in_run_write_rates(records)
         parts += [
             f"| {w['requests']:,} | {w['bytes'] / MB:.1f} | {w['seconds']:.2f} | "
-            f"{w['mb_per_s']} | {w['requests_per_s']:,} |"
+            f"{w['mb_per_s']} | {w['first_mb_per_s']} | {w['requests_per_s']:,} "
+            f"| {live.get(w['requests'], '')} |"
             for w in write
         ]
     if lag:

@@ -20,7 +20,6 @@ from sqlalchemy.engine import Connection
 
 from .store import (
     LEASE_S,
-    UPSERT_OUTPUT,
     ChunkStatus,
     RequestStatus,
     Store,
@@ -31,6 +30,7 @@ from .store import (
     now,
     requests,
     row_dict,
+    store_outputs,
     stream_rows,
 )
 
@@ -272,9 +272,8 @@ def fail_members(conn: Connection, chunk_id: int, error_type: str, message: str)
         [(error_type, job_pk, idx) for job_pk, idx, _cid, _n in rows],
     )
     line = {"status": "errored", "error": error}
-    executemany(
+    store_outputs(
         conn,
-        UPSERT_OUTPUT,
         [
             (job_pk, idx, orjson.dumps({"custom_id": cid, **line, "attempts": n}))
             for job_pk, idx, cid, n in rows

@@ -30,7 +30,6 @@ from .config import ResponseFormat, Settings
 from .errors import SettingsError
 from .pricing import PriceTable, cost_usd
 from .store import (
-    UPSERT_OUTPUT,
     ChunkStatus,
     RequestStatus,
     chunks,
@@ -38,6 +37,7 @@ from .store import (
     jobs,
     now,
     requests,
+    store_outputs,
 )
 
 __all__ = ["apply", "build_output", "cut_into_chunks", "download"]
@@ -149,7 +149,7 @@ def _flush(conn: Connection, *batches: list[Any]) -> None:
     updates, lines_out, tries = batches
     if updates:
         executemany(conn, _UPDATE, updates)
-        executemany(conn, UPSERT_OUTPUT, lines_out)
+        store_outputs(conn, lines_out)
         executemany(conn, _ATTEMPT, tries)
         for batch in batches:
             batch.clear()
@@ -328,9 +328,7 @@ def _cancel_rows(conn: Connection, where: Any) -> None:
         " WHERE job_pk = ? AND idx = ?",
         [(pk, idx) for pk, idx, _cid, _n in rows],
     )
-    executemany(
-        conn, UPSERT_OUTPUT, [(pk, idx, _canceled_line(cid, n)) for pk, idx, cid, n in rows]
-    )
+    store_outputs(conn, [(pk, idx, _canceled_line(cid, n)) for pk, idx, cid, n in rows])
 
 
 def cancel_waiting_rows(conn: Connection, job_pk: int) -> None:

@@ -30,13 +30,13 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "FINAL_REQUEST_STATUSES",
-    "UPSERT_OUTPUT",
     "ChunkStatus",
     "JobStatus",
     "RequestStatus",
     "Store",
     "executemany",
     "held_lock",
+    "store_outputs",
     "stream_rows",
 ]
 
@@ -180,11 +180,6 @@ outputs = sa.Table(
     sa.Column("output", sa.LargeBinary, nullable=False),
 )
 
-#: Store or replace results-file lines: rows of (job_pk, idx, output); see `executemany`.
-UPSERT_OUTPUT = (
-    "INSERT INTO outputs (job_pk, idx, output) VALUES (?, ?, ?)"
-    " ON CONFLICT (job_pk, idx) DO UPDATE SET output = excluded.output"
-)
 
 attempts = sa.Table(
     "attempts",
@@ -230,12 +225,14 @@ def _migration_0003_outputs(conn: Connection) -> None:
 
 def _migration_0004_tally_index(conn: Connection) -> None:
     # Everything progress and summaries count or sum, so that they read this index alone
-    # instead of every request row: a look at a million-request job stays cheap.
+    # instead of every request row: a look at a million-request job stays cheap. idx comes
+    # third so that stored results, which arrive in input order, append to the index.
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_requests_job_status"))
     conn.execute(
         sa.text(
-            "CREATE INDEX ix_requests_tally ON requests (job_pk, status, error_type, attempts,"
-            " input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost_usd)"
+            "CREATE INDEX ix_requests_tally ON requests (job_pk, status, idx, error_type,"
+            " attempts, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens,"
+            " cost_usd)"
         )
     )
 
@@ -402,13 +399,24 @@ def executemany(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> No
         cursor.close()
 
 
+def store_outputs(conn: Connection, rows: Sequence[tuple[int, int, bytes]]) -> None:
+    """Store or replace results-file lines: rows of (job_pk, idx, line)."""
+    executemany(
+        conn,
+        "INSERT INTO outputs (job_pk, idx, output) VALUES (?, ?, ?)"
+        " ON CONFLICT (job_pk, idx) DO UPDATE SET output = excluded.output",
+        rows,
+    )
+
+
 def stream_rows(
     conn: Connection, sql: str, params: Sequence[Any] = (), batch: int = 5000
 ) -> Iterator[Sequence[Any]]:
     """The rows of a query (`?` placeholders) as plain tuples, `batch` at a time from the
     server (a server-side cursor on PostgreSQL), without SQLAlchemy's per-row work."""
-    result = conn.execution_options(yield_per=batch).exec_driver_sql(
-        _driver_sql(conn, sql), tuple(params)
+    # per statement: Connection.execution_options would change the whole connection
+    result = conn.exec_driver_sql(
+        _driver_sql(conn, sql), tuple(params), execution_options={"yield_per": batch}
     )
     for part in result.partitions():
         yield from part

@@ -226,7 +226,16 @@ def _record_submitted(
         log.error("chunk %s: batch %s already belongs to another chunk", chunk.id, batch.id)
         return [Action(Step.SUBMIT, chunk.id, interval)]
     log.info("chunk %s submitted as %s (%d requests)", chunk.id, batch.id, chunk.request_count)
+    if won and _job_status(rt, chunk.job_pk) == JobStatus.CANCELING:
+        _cancel_batch(rt, chunk.job_pk, batch.id)  # created while the job was being canceled
     return [Action(Step.POLL, chunk.id, interval)] if won else []
+
+
+def _cancel_batch(rt: Runtime, job_pk: int, batch_id: str) -> None:
+    try:
+        rt.client(job_pk).messages.batches.cancel(batch_id)
+    except anthropic.APIError as error:  # it ended meanwhile, or the next poll sees it
+        log.warning("could not cancel %s: %s", batch_id, _api_message(error))
 
 
 def _refused(

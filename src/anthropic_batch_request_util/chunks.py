@@ -83,6 +83,18 @@ def _chunk_from_row(row: dict[str, Any]) -> Chunk:
     return Chunk(**fields)
 
 
+def next_pending(conn: Connection, job_pk: int) -> int | None:
+    """The job's first chunk still waiting to be sent, if any."""
+    stmt = (
+        sa.select(chunks.c.id)
+        .where(chunks.c.job_pk == job_pk, chunks.c.status == ChunkStatus.PENDING)
+        .order_by(chunks.c.seq)
+        .limit(1)
+    )
+    found = conn.execute(stmt).scalar()
+    return None if found is None else int(found)
+
+
 def job_chunks(conn: Connection, job_pk: int) -> list[Chunk]:
     rows = conn.execute(sa.select(chunks).where(chunks.c.job_pk == job_pk).order_by(chunks.c.seq))
     return [_chunk_from_row(row_dict(row)) for row in rows]

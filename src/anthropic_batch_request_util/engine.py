@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 RECONCILE_SKEW_S = 5.0  #: seconds of clock difference allowed between us and the API
 SUBMIT_LOCK = "submit"  #: the store-wide lock held around every batch create
+FINALIZE_LOCK = "finalize"  #: held (per job) while a job's output files are written
 SUBMIT_LOCK_RETRY_S = 0.2  #: seconds before a submit that found the lock taken tries again
 NOT_FOUND_GRACE_S = 60.0  #: seconds after create during which a 404 is taken as transient
 SHORT_WAIT_S = 5.0  #: seconds; longer waits are rescheduled instead of slept in a task
@@ -228,7 +229,16 @@ def _record_submitted(
     log.info("chunk %s submitted as %s (%d requests)", chunk.id, batch.id, chunk.request_count)
     if won and _job_status(rt, chunk.job_pk) == JobStatus.CANCELING:
         _cancel_batch(rt, chunk.job_pk, batch.id)  # created while the job was being canceled
-    return [Action(Step.POLL, chunk.id, interval)] if won else []
+    return [Action(Step.POLL, chunk.id, interval), *_next_submit(rt, chunk.job_pk)] if won else []
+
+
+def _next_submit(rt: Runtime, job_pk: int) -> list[Action]:
+    """Creates run one at a time (the submit lock), so a job's pending chunks are sent as
+    a chain: each submit, once done, queues the next. Queuing them all at once would only
+    have them take turns failing to get the lock, each a write to the store."""
+    with rt.store.begin() as conn:
+        found = chunk_store.next_pending(conn, job_pk)
+    return [] if found is None else [Action(Step.SUBMIT, found)]
 
 
 def _cancel_batch(rt: Runtime, job_pk: int, batch_id: str) -> None:
@@ -255,7 +265,7 @@ def _refused(
             conn, lease, ChunkStatus.SUBMITTING, ChunkStatus.FAILED, error=message
         ):
             chunk_store.fail_members(conn, chunk.id, str(error_type), message)
-    return [Action(Step.FINALIZE, chunk.job_pk)]
+    return [Action(Step.FINALIZE, chunk.job_pk), *_next_submit(rt, chunk.job_pk)]
 
 
 def _api_message(error: anthropic.APIError) -> str:
@@ -464,6 +474,22 @@ def finalize_job(rt: Runtime, job_pk: int) -> list[Action]:
             return []
         if job_store.unfinished_count(conn, job_pk) or job_store.active_chunk_count(conn, job_pk):
             return []
+    # Every fetch asks for a finalize: the last few may all find the job complete. One
+    # writes the files; if it dies, its lock expires and the reconciler asks again.
+    with held_lock(rt.store, f"{FINALIZE_LOCK}:{job_pk}", rt.worker_name()) as held:
+        if held:
+            _finalize(rt, job)
+    return []
+
+
+def _finalize(rt: Runtime, job: job_store.Job) -> None:
+    job_pk = job.pk
+    with rt.store.begin() as conn:  # again, under the lock: another may have just finished
+        if job_store.get_job_by_pk(conn, job_pk).status not in (
+            JobStatus.RUNNING,
+            JobStatus.CANCELING,
+        ):
+            return
     write_outputs(rt.store, job)
     with rt.store.begin() as conn:
         job_store.set_status(
@@ -471,7 +497,6 @@ def finalize_job(rt: Runtime, job_pk: int) -> list[Action]:
         )
     write_record(rt.store, _job(rt, job_pk))  # again, so the record says "finished"
     log.info("job %s finished", job.id)
-    return []
 
 
 def _job(rt: Runtime, job_pk: int) -> job_store.Job:
@@ -492,10 +517,13 @@ def advance_job(rt: Runtime, job_pk: int, stale_after: float | None = None) -> l
             return []
         found = chunk_store.job_chunks(conn, job_pk)
     t = now()
+    first_pending = next((c.id for c in found if c.status == ChunkStatus.PENDING), None)
     actions = [
         _due_action(chunk, t)
         for chunk in found
-        if stale_after is None or _is_stale(chunk, t, stale_after)
+        if (stale_after is None or _is_stale(chunk, t, stale_after))
+        # pending chunks follow each other (see _next_submit): the chain starts at the first
+        and (chunk.status != ChunkStatus.PENDING or chunk.id == first_pending)
     ]
     return [action for action in actions if action is not None] + [Action(Step.FINALIZE, job_pk)]
 
@@ -555,4 +583,4 @@ def _cancel_unsent(rt: Runtime, lease: chunk_store.Lease, job_pk: int) -> list[A
     with rt.store.begin() as conn:
         if chunk_store.transition(conn, lease, ChunkStatus.PENDING, ChunkStatus.CANCELED):
             result_rows.cancel_chunk_rows(conn, lease.chunk_id)
-    return [Action(Step.FINALIZE, job_pk)]
+    return [Action(Step.FINALIZE, job_pk), *_next_submit(rt, job_pk)]

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import orjson
+
 from . import chunks as chunk_store
 from . import jobs as job_store
 from .config import Settings, database_url, load_api_key, logs_dir
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "Snapshot", "cancel_job", "open_store", "resume_job", "run_job", "snapshot"]
 
 WATCH_INTERVAL_S = 0.25  #: seconds between two looks at the store while waiting, at least
+END_CHECK_S = 0.1  #: seconds between two checks of whether the job has ended (one row)
 WATCH_COST_FACTOR = 10  #: wait this many times as long as the last look took
 RECONCILE_INTERVAL_S = 30.0  #: seconds between re-queuing work the store says is due
 
@@ -210,14 +213,25 @@ def _drive(
         tasks.enqueue(engine.advance_job(rt, job_pk))
         done = _watch(store, rt, job_pk, wait, local, on_progress, budget)
     result = snapshot(store, job_pk)
-    if result.job.status == JobStatus.FINISHED and not local:
-        write_outputs(store, result.job)  # the worker that finished it may be on another machine
+    if result.job.status == JobStatus.FINISHED and not local and not _written_here(result.job):
+        write_outputs(store, result.job)  # the worker that finished it was on another machine
     elif interrupted.raised or not done:
         write_record(store, result.job)
     if result.job.status == JobStatus.FAILED:
         raise ApiError(f"job {result.job.id} stopped: {result.job.error}")
     note = budget.note if budget is not None else None
     return Outcome(result, interrupted=interrupted.raised, budget_note=note)
+
+
+def _written_here(job: job_store.Job) -> bool:
+    """Whether the finishing worker wrote the output files where this process sees them: its
+    record, written last, says finished."""
+    try:
+        record = orjson.loads(records_path(job).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    finished: bool = record.get("status") == JobStatus.FINISHED.value
+    return finished and results_path(job).exists()
 
 
 @dataclass
@@ -272,7 +286,7 @@ def _watch(
 def _wait_unless_ended(store: Store, job_pk: int, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while True:
-        time.sleep(max(0.0, min(WATCH_INTERVAL_S, deadline - time.monotonic())))
+        time.sleep(max(0.0, min(END_CHECK_S, deadline - time.monotonic())))
         if time.monotonic() >= deadline:
             return
         with store.begin() as conn:

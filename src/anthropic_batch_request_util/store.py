@@ -228,6 +228,9 @@ def _migration_0004_tally_index(conn: Connection) -> None:
     # instead of every request row: a look at a million-request job stays cheap. idx comes
     # third so that stored results, which arrive in input order, append to the index.
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_requests_job_status"))
+    # Nothing looks a request up by custom_id (results are matched within their chunk);
+    # the one JSONL check for duplicates can sort instead, and every ingest saves an index.
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_requests_job_custom_id"))
     conn.execute(
         sa.text(
             "CREATE INDEX ix_requests_tally ON requests (job_pk, status, idx, error_type,"

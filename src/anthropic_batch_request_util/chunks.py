@@ -21,16 +21,12 @@ from sqlalchemy.engine import Connection
 from .store import (
     LEASE_S,
     ChunkStatus,
-    RequestStatus,
     Store,
     chunks,
-    executemany,
     heartbeat,
     locks,
     now,
-    requests,
     row_dict,
-    store_outputs,
     stream_rows,
 )
 
@@ -267,27 +263,3 @@ def recorded_batch_ids(conn: Connection, batch_ids: Iterable[str]) -> set[str]:
         return set()
     stmt = sa.select(chunks.c.batch_id).where(chunks.c.batch_id.in_(ids))
     return {str(value) for value in conn.execute(stmt).scalars()}
-
-
-def fail_members(conn: Connection, chunk_id: int, error_type: str, message: str) -> None:
-    """The API refused the whole chunk for good: its requests end errored."""
-    rows = conn.execute(
-        sa.select(
-            requests.c.job_pk, requests.c.idx, requests.c.custom_id, requests.c.attempts
-        ).where(requests.c.chunk_id == chunk_id)
-    ).all()
-    error = {"type": error_type, "message": message}
-    executemany(
-        conn,
-        f"UPDATE requests SET status = '{RequestStatus.ERRORED.value}', error_type = ?"
-        " WHERE job_pk = ? AND idx = ?",
-        [(error_type, job_pk, idx) for job_pk, idx, _cid, _n in rows],
-    )
-    line = {"status": "errored", "error": error}
-    store_outputs(
-        conn,
-        [
-            (job_pk, idx, orjson.dumps({"custom_id": cid, **line, "attempts": n}))
-            for job_pk, idx, cid, n in rows
-        ],
-    )

@@ -35,7 +35,16 @@ from .config import Settings, settings_from_dict
 from .errors import ApiError, SettingsError
 from .output import write_outputs, write_record
 from .pricing import PriceTable, price_table_for
-from .store import ChunkStatus, JobStatus, RequestStatus, Store, held_lock, now, requests
+from .store import (
+    ACTIVE_JOB_STATUSES,
+    ChunkStatus,
+    JobStatus,
+    RequestStatus,
+    Store,
+    held_lock,
+    now,
+    requests,
+)
 
 __all__ = ["Action", "Runtime", "Step", "advance_job", "fetch_results", "finalize_job"]
 
@@ -264,7 +273,7 @@ def _refused(
         if chunk_store.transition(
             conn, lease, ChunkStatus.SUBMITTING, ChunkStatus.FAILED, error=message
         ):
-            chunk_store.fail_members(conn, chunk.id, str(error_type), message)
+            result_rows.fail_chunk_rows(conn, chunk.id, str(error_type), message)
     return [Action(Step.FINALIZE, chunk.job_pk), *_next_submit(rt, chunk.job_pk)]
 
 
@@ -470,7 +479,7 @@ def finalize_job(rt: Runtime, job_pk: int) -> list[Action]:
     """Once every request has a final status, write the output files and finish the job."""
     with rt.store.begin() as conn:
         job = job_store.get_job_by_pk(conn, job_pk)
-        if job.status not in (JobStatus.RUNNING, JobStatus.CANCELING):
+        if job.status not in ACTIVE_JOB_STATUSES:
             return []
         if job_store.unfinished_count(conn, job_pk) or job_store.active_chunk_count(conn, job_pk):
             return []
@@ -485,16 +494,11 @@ def finalize_job(rt: Runtime, job_pk: int) -> list[Action]:
 def _finalize(rt: Runtime, job: job_store.Job) -> None:
     job_pk = job.pk
     with rt.store.begin() as conn:  # again, under the lock: another may have just finished
-        if job_store.get_job_by_pk(conn, job_pk).status not in (
-            JobStatus.RUNNING,
-            JobStatus.CANCELING,
-        ):
+        if job_store.get_job_by_pk(conn, job_pk).status not in ACTIVE_JOB_STATUSES:
             return
     write_outputs(rt.store, job)
     with rt.store.begin() as conn:
-        job_store.set_status(
-            conn, job_pk, JobStatus.FINISHED, only_from=(JobStatus.RUNNING, JobStatus.CANCELING)
-        )
+        job_store.set_status(conn, job_pk, JobStatus.FINISHED, only_from=ACTIVE_JOB_STATUSES)
     write_record(rt.store, _job(rt, job_pk))  # again, so the record says "finished"
     log.info("job %s finished", job.id)
 
@@ -513,7 +517,7 @@ def advance_job(rt: Runtime, job_pk: int, stale_after: float | None = None) -> l
     message (a flushed broker, a killed worker) left behind."""
     with rt.store.begin() as conn:
         job = job_store.get_job_by_pk(conn, job_pk)
-        if job.status not in (JobStatus.RUNNING, JobStatus.CANCELING):
+        if job.status not in ACTIVE_JOB_STATUSES:
             return []
         found = chunk_store.job_chunks(conn, job_pk)
     t = now()

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from .errors import JobNotFoundError
 from .store import (
     ACTIVE_CHUNK_STATUSES,
+    ACTIVE_JOB_STATUSES,
     FINAL_REQUEST_STATUSES,
     JobStatus,
     RequestStatus,
@@ -136,7 +137,7 @@ def list_jobs(conn: Connection) -> list[Job]:
 
 def active_job_pks(conn: Connection) -> list[int]:
     """Jobs that workers should be moving on."""
-    stmt = sa.select(jobs.c.pk).where(jobs.c.status.in_([JobStatus.RUNNING, JobStatus.CANCELING]))
+    stmt = sa.select(jobs.c.pk).where(jobs.c.status.in_(ACTIVE_JOB_STATUSES))
     return [int(pk) for pk in conn.execute(stmt).scalars()]
 
 

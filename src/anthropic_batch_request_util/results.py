@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -316,19 +316,45 @@ def _canceled_line(custom_id: str, attempts_made: int) -> bytes:
     )
 
 
-def _cancel_rows(conn: Connection, where: Any) -> None:
+def _end_rows(
+    conn: Connection,
+    where: Any,
+    status: RequestStatus,
+    line_of: Callable[[str, int], bytes],
+    error_type: str | None = None,
+) -> None:
+    """End the requests `where` picks with `status` (and `error_type`, when given) without
+    an answer: each gets the results-file line `line_of(custom_id, attempts)`."""
     rows = conn.execute(
         sa.select(
             requests.c.job_pk, requests.c.idx, requests.c.custom_id, requests.c.attempts
         ).where(where)
     ).all()
+    sets, values = "status = ?", [status.value]
+    if error_type is not None:
+        sets, values = "status = ?, error_type = ?", [status.value, error_type]
     executemany(
         conn,
-        f"UPDATE requests SET status = '{RequestStatus.CANCELED.value}'"
-        " WHERE job_pk = ? AND idx = ?",
-        [(pk, idx) for pk, idx, _cid, _n in rows],
+        f"UPDATE requests SET {sets} WHERE job_pk = ? AND idx = ?",
+        [(*values, pk, idx) for pk, idx, _cid, _n in rows],
     )
-    store_outputs(conn, [(pk, idx, _canceled_line(cid, n)) for pk, idx, cid, n in rows])
+    store_outputs(conn, [(pk, idx, line_of(cid, n)) for pk, idx, cid, n in rows])
+
+
+def _cancel_rows(conn: Connection, where: Any) -> None:
+    _end_rows(conn, where, RequestStatus.CANCELED, _canceled_line)
+
+
+def fail_chunk_rows(conn: Connection, chunk_id: int, error_type: str, message: str) -> None:
+    """The API refused the whole chunk for good: its requests end errored."""
+    error = {"type": error_type, "message": message}
+
+    def line_of(custom_id: str, attempts_made: int) -> bytes:
+        return orjson.dumps(
+            {"custom_id": custom_id, "status": "errored", "error": error, "attempts": attempts_made}
+        )
+
+    _end_rows(conn, requests.c.chunk_id == chunk_id, RequestStatus.ERRORED, line_of, error_type)
 
 
 def cancel_waiting_rows(conn: Connection, job_pk: int) -> None:

@@ -85,6 +85,8 @@ FINAL_REQUEST_STATUSES = (
     RequestStatus.CANCELED,
     RequestStatus.EXPIRED,
 )
+#: job statuses in which workers move a job on (and finalize it)
+ACTIVE_JOB_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELING)
 ACTIVE_CHUNK_STATUSES = (
     ChunkStatus.PENDING,
     ChunkStatus.SUBMITTING,
@@ -166,7 +168,7 @@ requests = sa.Table(
     sa.Column("cache_read_tokens", sa.BigInteger, nullable=False, default=0),
     sa.Column("output", sa.LargeBinary, nullable=True),  # unused since 0003: see `outputs`
     sa.Column("cost_usd", sa.Float, nullable=True),  # what the last attempt cost
-    sa.Index("ix_requests_job_custom_id", "job_pk", "custom_id"),
+    sa.Index("ix_requests_job_custom_id", "job_pk", "custom_id"),  # dropped by 0004
     sa.Index("ix_requests_job_status", "job_pk", "status"),  # replaced by 0004
 )
 

@@ -188,8 +188,8 @@ def run(per_batch: int, batches: int, processing_s: float) -> dict[str, Any]:
     return report
 
 
-def machine() -> str:
-    """A one-line description of this machine."""
+def cpu_name() -> str:
+    """The processor's model name, as the kernel gives it."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as info:
@@ -197,6 +197,12 @@ def machine() -> str:
         cpu = names[0] if names else cpu
     except OSError:
         pass
+    return cpu
+
+
+def machine() -> str:
+    """A one-line description of this machine."""
+    cpu = cpu_name()
     return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"
 
 

@@ -51,13 +51,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
+from emulator_bench import cpu_name  # noqa: E402
 from make_input import CUSTOM_ID_PREFIX, write_input  # noqa: E402
 
 PYTHON = sys.executable
@@ -147,15 +148,34 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / TICKS
 
 
-class TreeSampler:
+class Watcher:
+    """A thread that runs `_loop` for the duration of a `with` block; `_loop` ends when
+    `_stop` is set."""
+
+    def __init__(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class TreeSampler(Watcher):
     """Samples the summed RSS of some process trees every SAMPLE_S seconds; keeps the peak."""
 
     def __init__(self, roots: Callable[[], Sequence[int]]) -> None:
+        super().__init__("rss-sampler")
         self.roots = roots
         self.peak = 0
         self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -164,14 +184,6 @@ class TreeSampler:
             self.peak = max(self.peak, total)
             self.samples += 1
             self._stop.wait(SAMPLE_S)
-
-    def __enter__(self) -> TreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @dataclass
@@ -575,14 +587,13 @@ def in_run_write_rates(records: list[RunRecord]) -> dict[int, float]:
     return {n: round(median(values), 1) for n, values in rates.items()}
 
 
-class FirstFile:
+class FirstFile(Watcher):
     """Notes when the first results file (not a temporary dot-file) appears in a folder."""
 
     def __init__(self, folder: Path) -> None:
+        super().__init__("first-file")
         self.folder = folder
         self.seen_at: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="first-file", daemon=True)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -590,14 +601,6 @@ class FirstFile:
                 self.seen_at = time.time()
                 return
             time.sleep(0.002)
-
-    def __enter__(self) -> FirstFile:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def iso_epoch(value: str) -> float:
@@ -1027,13 +1030,7 @@ def source_version() -> str:
 
 
 def machine() -> dict[str, str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            names = [line.split(":", 1)[1].strip() for line in info if "model name" in line]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
+    cpu = cpu_name()
     try:
         with open("/proc/meminfo") as info:
             total_kb = int(info.readline().split()[1])

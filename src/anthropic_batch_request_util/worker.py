@@ -9,6 +9,7 @@ Redis, or a killed worker, therefore only delays a job.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -95,6 +96,7 @@ def run_foreground(settings: Settings, *, name: str, concurrency: int, loglevel:
 
     def ready(**_: Any) -> None:
         tasks.runtime()  # fail early on a missing key or an unreachable store
+        gc.freeze()  # the imports' long-lived objects: not scanned again by every collection
         reconciler.thread.start()
         print(f"{READY_LINE}: {name} ({concurrency} threads)", flush=True)
 

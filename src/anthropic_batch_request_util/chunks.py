@@ -243,13 +243,6 @@ def update_fenced(conn: Connection, lease: Lease, **values: Any) -> bool:
     return result.rowcount == 1
 
 
-def iter_bodies(conn: Connection, chunk_id: int) -> Iterator[bytes]:
-    """The request bodies of a chunk, in input order."""
-    sql = "SELECT body FROM requests WHERE chunk_id = ? ORDER BY idx"
-    for (body,) in stream_rows(conn, sql, (chunk_id,), batch=2000):
-        yield bytes(body)
-
-
 def members(conn: Connection, chunk_id: int) -> dict[str, tuple[int, int]]:
     """custom_id -> (input index, answered attempts before this chunk's) for its requests."""
     sql = "SELECT custom_id, idx, attempts FROM requests WHERE chunk_id = ?"

@@ -26,11 +26,12 @@ import anthropic
 import sqlalchemy as sa
 from anthropic.types.messages import MessageBatch
 
+from . import bodies
 from . import chunks as chunk_store
 from . import jobs as job_store
 from . import results as result_rows
 from .api import HttpFailure, classify_http_error, create_batch, retry_after_seconds
-from .chunking import ChunkCutter, batch_body, effective_limits
+from .chunking import ChunkCutter, effective_limits
 from .config import Settings, settings_from_dict
 from .errors import ApiError, SettingsError
 from .output import write_outputs, write_record
@@ -178,7 +179,7 @@ def _create_with_retries(
 ) -> list[Action]:
     settings = rt.settings_for(chunk.job_pk)
     with rt.store.begin() as conn:
-        body = batch_body(chunk_store.iter_bodies(conn, chunk.id))
+        body = bodies.chunk_body(conn, chunk.id, chunk.request_count)
     for attempt in range(settings.api.max_retries + 1):
         try:
             batch = create_batch(client, body)
@@ -457,11 +458,12 @@ def _fetch_failed(
 
 def plan_retries(conn: sa.Connection, chunk: chunk_store.Chunk, settings: Settings) -> list[int]:
     """Cut this chunk's retryable rows into new chunks (same transaction as the fetch)."""
-    rows = conn.execute(
-        sa.select(requests.c.idx, sa.func.length(requests.c.body))
+    idxs = conn.execute(
+        sa.select(requests.c.idx)
         .where(requests.c.chunk_id == chunk.id, requests.c.status == RequestStatus.RETRY)
         .order_by(requests.c.idx)
-    ).all()
+    ).scalars()
+    rows = bodies.body_sizes(conn, chunk.job_pk, [int(idx) for idx in idxs])
     if not rows:
         return []
     limits = effective_limits(

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import jobs as job_store
+from .bodies import SegmentWriter
 from .chunking import ChunkCutter, effective_limits
 from .config import Settings, settings_to_dict
 from .errors import InputError
@@ -26,7 +27,7 @@ from .store import ChunkStatus, JobStatus, RequestStatus, Store, chunks, execute
 
 __all__ = ["Ingested", "ingest", "request_defaults"]
 
-INSERT_BATCH = 5000  #: request rows per executemany
+INSERT_BATCH = 5000  #: request rows per executemany (their bodies go to `bodies` segments)
 _INSERT = (
     "INSERT INTO requests (job_pk, idx, custom_id, body, chunk_id, status, attempts,"
     " input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens)"
@@ -168,6 +169,7 @@ def _insert_requests(
         settings.batch.max_size, settings.batch.chunk_size, settings.api.max_payload_size
     )
     writer = _ChunkWriter(conn, job_pk, ChunkCutter(*limits))
+    segments = SegmentWriter(conn, job_pk)
     job_hash = hashlib.sha256(
         orjson.dumps(identity_settings(settings), option=orjson.OPT_SORT_KEYS)
     )
@@ -177,13 +179,15 @@ def _insert_requests(
         chunk_id = writer.place(request)
         job_hash.update(request.body)
         job_hash.update(b"\n")
-        rows.append((job_pk, request.index, request.custom_id, request.body, chunk_id))
+        segments.add(request.index, chunk_id, request.body)
+        rows.append((job_pk, request.index, request.custom_id, b"", chunk_id))
         total += 1
         if len(rows) >= INSERT_BATCH:
             executemany(conn, _INSERT, rows)
             rows.clear()
     if rows:
         executemany(conn, _INSERT, rows)
+    segments.flush()
     writer.close()
     conn.execute(sa.update(jobs).where(jobs.c.pk == job_pk).values(next_chunk_seq=writer.seq + 1))
     return job_hash.hexdigest(), total

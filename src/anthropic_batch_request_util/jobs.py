@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +21,6 @@ from .store import (
     now,
     requests,
     row_dict,
-    stream_rows,
 )
 
 __all__ = ["Job", "JobCounts", "Usage", "find_job", "get_job", "job_counts"]
@@ -207,21 +205,6 @@ def unfinished_count(conn: Connection, job_pk: int) -> int:
         requests.c.job_pk == job_pk, requests.c.status.not_in(list(FINAL_REQUEST_STATUSES))
     )
     return int(conn.execute(stmt).scalar_one())
-
-
-def iter_outputs(conn: Connection, job_pk: int) -> Iterator[bytes]:
-    """The results-file lines of a job, in input order, streamed. A request still on its
-    way has a line too, saying where it stands, so an export of a running job is whole."""
-    sql = (
-        "SELECT o.output, r.custom_id, r.status, r.attempts FROM requests r"
-        " LEFT JOIN outputs o ON o.job_pk = r.job_pk AND o.idx = r.idx"
-        " WHERE r.job_pk = ? ORDER BY r.idx"
-    )
-    for output, custom_id, status, attempts in stream_rows(conn, sql, (job_pk,)):
-        if output is None:
-            yield orjson.dumps({"custom_id": custom_id, "status": status, "attempts": attempts})
-        else:
-            yield bytes(output)
 
 
 def error_counts(conn: Connection, job_pk: int) -> dict[str, int]:

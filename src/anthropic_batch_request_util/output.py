@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +18,7 @@ import orjson
 
 from . import chunks as chunk_store
 from . import jobs as job_store
+from . import result_lines
 from .store import Store
 
 __all__ = ["batch_record", "export_csv", "records_path", "results_path", "write_outputs"]
@@ -51,7 +51,7 @@ def write_outputs(store: Store, job: job_store.Job) -> None:
     with store.begin() as conn:
         _atomic_write(
             results_path(job),
-            lambda handle: _write_lines(handle, job_store.iter_outputs(conn, job.pk)),
+            lambda handle: handle.writelines(result_lines.iter_blocks(conn, job.pk)),
         )
     write_record(store, job)
 
@@ -62,17 +62,6 @@ def write_record(store: Store, job: job_store.Job) -> None:
         records_path(job),
         lambda handle: handle.write(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n"),
     )
-
-
-def _write_lines(handle: IO[bytes], lines: Iterator[bytes]) -> None:
-    buffer: list[bytes] = []
-    for line in lines:
-        buffer.append(line)
-        if len(buffer) >= 4096:
-            handle.write(b"\n".join(buffer) + b"\n")
-            buffer.clear()
-    if buffer:
-        handle.write(b"\n".join(buffer) + b"\n")
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -138,7 +127,7 @@ def export_csv(store: Store, job: job_store.Job, handle: IO[str]) -> int:
     writer.writeheader()
     rows = 0
     with store.begin() as conn:
-        for raw in job_store.iter_outputs(conn, job.pk):
+        for raw in result_lines.iter_lines(conn, job.pk):
             line = orjson.loads(raw)
             error = line.get("error") or {}
             writer.writerow(

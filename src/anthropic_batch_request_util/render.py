@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import jobs as job_store
-from . import output
+from . import output, result_lines
 from .errors import UsageError
 from .ingest import Ingested
 from .pricing import format_usd
@@ -238,7 +238,7 @@ def export(store: Store, job_id: str, fmt: str, out: Path | None) -> None:
             output.export_csv(store, job, handle)
         else:
             with store.begin() as conn:
-                for line in job_store.iter_outputs(conn, job.pk):
+                for line in result_lines.iter_lines(conn, job.pk):
                     handle.write(line.decode() + "\n")
     finally:
         if out:

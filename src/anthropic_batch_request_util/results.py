@@ -24,6 +24,7 @@ from anthropic.types.messages import MessageBatch
 from sqlalchemy.engine import Connection
 
 from . import chunks as chunk_store
+from . import result_lines
 from .api import ResultDisposition, classify_result
 from .chunking import ChunkCutter
 from .config import ResponseFormat, Settings
@@ -105,6 +106,9 @@ def apply(
     transaction. Raises `ValueError` (a cut line, a line too few or too many) when the
     download is not whole: the caller rolls back and fetches again."""
     members = chunk_store.members(conn, chunk.id)
+    # a first-round chunk's lines are stored together once all are in (result_lines.py);
+    # a retry's go row by row, to replace the earlier answers they follow
+    together: list[tuple[int, bytes]] | None = [] if chunk.round == 1 else None
     seen: set[int] = set()
     updates: list[tuple[Any, ...]] = []
     lines_out: list[tuple[int, int, bytes]] = []
@@ -133,7 +137,10 @@ def apply(
                 chunk.id,
             )
         )
-        lines_out.append((chunk.job_pk, idx, row["output"]))
+        if together is None:
+            lines_out.append((chunk.job_pk, idx, row["output"]))
+        else:
+            together.append((idx, row["output"]))
         tries.append((chunk.id, idx, row["outcome"], row["error_type"]))
         seen.add(idx)
         if len(updates) >= APPLY_BATCH:
@@ -141,6 +148,8 @@ def apply(
     if lines != chunk.request_count:
         raise IncompleteResults(f"{lines} result lines for {chunk.request_count} requests")
     _flush(conn, updates, lines_out, tries)
+    if together:
+        result_lines.store_chunk_lines(conn, chunk.job_pk, chunk.id, together)
     missing = [(cid, idx) for cid, (idx, _) in members.items() if idx not in seen]
     _retry_missing(conn, chunk, missing)
 
@@ -149,7 +158,8 @@ def _flush(conn: Connection, *batches: list[Any]) -> None:
     updates, lines_out, tries = batches
     if updates:
         executemany(conn, _UPDATE, updates)
-        store_outputs(conn, lines_out)
+        if lines_out:
+            store_outputs(conn, lines_out)
         executemany(conn, _ATTEMPT, tries)
         for batch in batches:
             batch.clear()

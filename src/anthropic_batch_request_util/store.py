@@ -35,6 +35,7 @@ __all__ = [
     "RequestStatus",
     "Store",
     "executemany",
+    "first_row",
     "held_lock",
     "store_outputs",
     "stream_rows",
@@ -157,7 +158,7 @@ requests = sa.Table(
     sa.Column("job_pk", sa.Integer, sa.ForeignKey("jobs.pk"), primary_key=True),
     sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("custom_id", sa.String(64), nullable=False),
-    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),  # empty since 0005: see `bodies`
     sa.Column("chunk_id", sa.Integer, nullable=True, index=True),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
@@ -182,6 +183,33 @@ outputs = sa.Table(
     sa.Column("output", sa.LargeBinary, nullable=False),
 )
 
+#: Request bodies, a run of consecutive requests of one chunk per row (see bodies.py): the
+#: bodies joined by commas as a create body holds them, and each one's end offset (uint32).
+body_segments = sa.Table(
+    "bodies",
+    metadata,
+    sa.Column("job_pk", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("first_idx", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("chunk_id", sa.Integer, nullable=False, index=True),
+    sa.Column("request_count", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("ends", sa.LargeBinary, nullable=False),
+)
+
+#: The results-file lines of a first-round chunk, sorted by input index (see
+#: result_lines.py): their indexes (uint32), end offsets (uint32) and the lines themselves,
+#: joined by newlines.
+result_segments = sa.Table(
+    "result_lines",
+    metadata,
+    sa.Column("chunk_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("first_idx", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("job_pk", sa.Integer, nullable=False),
+    sa.Column("request_count", sa.Integer, nullable=False),
+    sa.Column("idxs", sa.LargeBinary, nullable=False),
+    sa.Column("ends", sa.LargeBinary, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
 
 attempts = sa.Table(
     "attempts",
@@ -242,12 +270,34 @@ def _migration_0004_tally_index(conn: Connection) -> None:
     )
 
 
+def _migration_0005_segments(conn: Connection) -> None:
+    # Request bodies and results-file lines stored a chunk at a time (bodies.py and
+    # result_lines.py). Lines already in `outputs` stay there: they are read as before.
+    from .bodies import SegmentWriter  # it builds on this module
+
+    result_segments.create(conn)
+    body_segments.create(conn)
+    job_pks = conn.execute(
+        sa.text("SELECT DISTINCT job_pk FROM requests WHERE length(body) > 0")
+    ).scalars()
+    for job_pk in list(job_pks):
+        writer = SegmentWriter(conn, int(job_pk))
+        sql = "SELECT idx, chunk_id, body FROM requests WHERE job_pk = ? ORDER BY idx"
+        for idx, chunk_id, body in stream_rows(conn, sql, (job_pk,)):
+            writer.add(int(idx), -1 if chunk_id is None else int(chunk_id), bytes(body))
+        writer.flush()
+    conn.execute(
+        sa.text("UPDATE requests SET body = :empty WHERE length(body) > 0"), {"empty": b""}
+    )
+
+
 #: Append-only: a new schema change is a new function at the end, never an edit.
 MIGRATIONS: tuple[tuple[str, Callable[[Connection], None]], ...] = (
     ("0001_initial", _migration_0001_initial),
     ("0002_request_cost", _migration_0002_request_cost),
     ("0003_outputs", _migration_0003_outputs),
     ("0004_tally_index", _migration_0004_tally_index),
+    ("0005_segments", _migration_0005_segments),
 )
 
 
@@ -425,6 +475,12 @@ def stream_rows(
     )
     for part in result.partitions():
         yield from part
+
+
+def first_row(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
+    """The first row of a query (`?` placeholders) as a plain tuple, or None."""
+    row = conn.exec_driver_sql(_driver_sql(conn, sql), tuple(params)).first()
+    return None if row is None else tuple(row)
 
 
 def safe_url(url: str) -> str:

@@ -1,0 +1,123 @@
+"""Request bodies, stored as a few large blobs instead of one per request row.
+
+Ingest writes the bodies of each run of consecutive requests of a chunk as one segment:
+the bodies joined by commas, exactly as they sit in a create body, and the end offset of
+each. Sending a first-round chunk then reads its segments and sends them as they are, and
+a request row stays small, so storing its answer rewrites a few dozen bytes instead of its
+whole body. A request retried in a later chunk is found in its segment by its index.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from .chunking import batch_body
+from .segments import pack, span, unpack_uint32s
+from .store import executemany, first_row, stream_rows
+
+__all__ = ["SEGMENT_MAX_BYTES", "SegmentWriter", "body_sizes", "chunk_body", "iter_bodies"]
+
+SEGMENT_MAX_BYTES = 8 << 20  #: bytes of bodies in one segment, at most (one body may exceed)
+_INSERT = (
+    "INSERT INTO bodies (job_pk, first_idx, chunk_id, request_count, data, ends)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+class SegmentWriter:
+    """Collects consecutive bodies and writes them as segments (at a chunk's end, or when
+    `SEGMENT_MAX_BYTES` are held): memory holds one segment, not a chunk."""
+
+    def __init__(self, conn: Connection, job_pk: int) -> None:
+        self.conn, self.job_pk = conn, job_pk
+        self._bodies: list[bytes] = []
+        self._bytes = 0
+        self._first = 0
+        self._chunk_id = -1
+
+    def add(self, idx: int, chunk_id: int, body: bytes) -> None:
+        if self._bodies and (chunk_id != self._chunk_id or self._bytes > SEGMENT_MAX_BYTES):
+            self.flush()
+        if not self._bodies:
+            self._first, self._chunk_id = idx, chunk_id
+        self._bodies.append(body)
+        self._bytes += len(body) + 1
+
+    def flush(self) -> None:
+        if not self._bodies:
+            return
+        data, ends = pack(self._bodies, b",")
+        row = (self.job_pk, self._first, self._chunk_id, len(self._bodies), data, ends)
+        executemany(self.conn, _INSERT, [row])
+        self._bodies.clear()
+        self._bytes = 0
+
+
+def chunk_body(conn: Connection, chunk_id: int, request_count: int) -> bytes:
+    """The create body of a chunk: its own segments as stored when the chunk was cut at
+    ingest, or (a retry chunk) its requests' bodies gathered from their segments."""
+    sql = "SELECT request_count, data FROM bodies WHERE chunk_id = ? ORDER BY first_idx"
+    counted, parts = 0, []
+    for count, data in stream_rows(conn, sql, (chunk_id,), batch=1):
+        counted += int(count)
+        parts.append(bytes(data))
+    if counted == request_count:
+        return batch_body(parts)
+    parts.clear()
+    job_pk, idxs = _job_and_members(conn, chunk_id)
+    return batch_body(body for _idx, body in iter_bodies(conn, job_pk, idxs))
+
+
+def _job_and_members(conn: Connection, chunk_id: int) -> tuple[int, list[int]]:
+    sql = "SELECT job_pk, idx FROM requests WHERE chunk_id = ? ORDER BY idx"
+    rows = list(stream_rows(conn, sql, (chunk_id,)))
+    return (int(rows[0][0]) if rows else 0), [int(idx) for _pk, idx in rows]
+
+
+class _Segment:
+    def __init__(self, row: Sequence[Any]) -> None:
+        self.first, self.count = int(row[0]), int(row[1])
+        self.data = bytes(row[2])
+        self.ends: array[int] = unpack_uint32s(bytes(row[3]))
+
+    def holds(self, idx: int) -> bool:
+        return self.first <= idx < self.first + self.count
+
+    def span(self, idx: int) -> tuple[int, int]:
+        return span(self.ends, idx - self.first, 1)
+
+
+def _segments(conn: Connection, job_pk: int, idxs: Iterable[int]) -> Iterator[tuple[int, _Segment]]:
+    """Each of `idxs` (ascending) with the segment holding its body, one in memory."""
+    sql = (
+        "SELECT first_idx, request_count, data, ends FROM bodies"
+        " WHERE job_pk = ? AND first_idx <= ? ORDER BY first_idx DESC LIMIT 1"
+    )
+    segment: _Segment | None = None
+    for idx in idxs:
+        if segment is None or not segment.holds(idx):
+            row = first_row(conn, sql, (job_pk, idx))
+            segment = None if row is None else _Segment(row)
+            if segment is None or not segment.holds(idx):
+                raise LookupError(f"no stored body for request {idx} of job {job_pk}")
+        yield idx, segment
+
+
+def iter_bodies(conn: Connection, job_pk: int, idxs: Iterable[int]) -> Iterator[tuple[int, bytes]]:
+    """(idx, body) for each of `idxs`, which must ascend."""
+    for idx, segment in _segments(conn, job_pk, idxs):
+        start, end = segment.span(idx)
+        yield idx, segment.data[start:end]
+
+
+def body_sizes(conn: Connection, job_pk: int, idxs: Iterable[int]) -> list[tuple[int, int]]:
+    """(idx, body bytes) for each of `idxs`, which must ascend."""
+    sizes = []
+    for idx, segment in _segments(conn, job_pk, idxs):
+        start, end = segment.span(idx)
+        sizes.append((idx, end - start))
+    return sizes

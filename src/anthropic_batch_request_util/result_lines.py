@@ -1,0 +1,139 @@
+"""The results-file lines of a job: how they are stored, and read back in input order.
+
+The answers of a first-round chunk (the chunks ingest cut, which cover the input in
+order) are stored once fetched as segments: the chunk's lines sorted by input index and
+joined by newlines, with their indexes and end offsets (segments.py). Every other line (an
+answer to a retried request, a request canceled or refused without an answer) is a row of
+`outputs` and wins over a segment line of the same request: it is always the later one.
+
+Reading a job back goes chunk by chunk: a chunk whose segments hold a line for each of its
+requests and none of whose requests has a row in `outputs` is copied as stored, without
+touching a line; any other gets each line from its row, its segment, or, for a request
+still on its way, a line saying where it stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Connection
+
+from .segments import pack, span, uint32s, unpack_uint32s
+from .store import executemany, first_row, stream_rows
+
+__all__ = ["SEGMENT_MAX_BYTES", "iter_blocks", "iter_lines", "store_chunk_lines"]
+
+SEGMENT_MAX_BYTES = 8 << 20  #: bytes of lines in one segment, at most (one line may exceed)
+BLOCK_LINES = 4096  #: lines per block when a chunk is put together line by line
+_INSERT = (
+    "INSERT INTO result_lines (chunk_id, first_idx, job_pk, request_count, idxs, ends, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def store_chunk_lines(
+    conn: Connection, job_pk: int, chunk_id: int, lines: list[tuple[int, bytes]]
+) -> None:
+    """Store a first-round chunk's lines, (input index, line) in any order, as segments."""
+    by_idx = dict(lines)  # a line given twice for one request: the last one counts
+    ordered = sorted(by_idx.items())
+    start = size = 0
+    for i, (_idx, line) in enumerate(ordered):
+        size += len(line) + 1
+        if size > SEGMENT_MAX_BYTES or i == len(ordered) - 1:
+            part = ordered[start : i + 1]
+            data, ends = pack([line for _, line in part], b"\n")
+            idxs = uint32s([idx for idx, _ in part])
+            executemany(
+                conn, _INSERT, [(chunk_id, part[0][0], job_pk, len(part), idxs, ends, data)]
+            )
+            start, size = i + 1, 0
+
+
+def iter_lines(conn: Connection, job_pk: int) -> Iterator[bytes]:
+    """The job's results-file lines in input order, one at a time (no newline)."""
+    for block in iter_blocks(conn, job_pk):
+        yield from block.split(b"\n")[:-1]
+
+
+def iter_blocks(conn: Connection, job_pk: int) -> Iterator[bytes]:
+    """The job's results-file lines in input order, in blocks of whole lines, each line
+    ending in a newline: what the results file holds, written block after block."""
+    total_row = first_row(conn, "SELECT total_requests FROM jobs WHERE pk = ?", (job_pk,))
+    total = int(total_row[0]) if total_row else 0
+    sql = "SELECT id, request_count FROM chunks WHERE job_pk = ? AND round = 1 ORDER BY seq"
+    firsts = [(int(cid), int(count)) for cid, count in stream_rows(conn, sql, (job_pk,))]
+    overrides = _Overrides(conn, job_pk)
+    start = 0
+    for chunk_id, count in firsts:
+        yield from _chunk_blocks(conn, job_pk, chunk_id, start, start + count, overrides)
+        start += count
+    if start < total:  # no chunk covers these (not expected): say where they stand
+        yield from _assembled(conn, job_pk, start, total, overrides.upto(total))
+
+
+def _chunk_blocks(
+    conn: Connection, job_pk: int, chunk_id: int, start: int, stop: int, overrides: _Overrides
+) -> Iterator[bytes]:
+    over = overrides.upto(stop)
+    stored = first_row(
+        conn, "SELECT sum(request_count) FROM result_lines WHERE chunk_id = ?", (chunk_id,)
+    )
+    whole = stored is not None and stored[0] is not None and int(stored[0]) == stop - start
+    sql = "SELECT idxs, ends, data FROM result_lines WHERE chunk_id = ? ORDER BY first_idx"
+    if whole and not over:  # the common case: the chunk as stored
+        for _idxs, _ends, data in stream_rows(conn, sql, (chunk_id,), batch=1):
+            yield bytes(data) + b"\n"
+        return
+    lines: dict[int, bytes] = {}
+    for raw_idxs, raw_ends, raw in stream_rows(conn, sql, (chunk_id,), batch=1):
+        data, ends = bytes(raw), unpack_uint32s(bytes(raw_ends))
+        for i, idx in enumerate(unpack_uint32s(bytes(raw_idxs))):
+            begin, end = span(ends, i, 1)
+            lines[idx] = data[begin:end]
+    lines.update(over)
+    yield from _assembled(conn, job_pk, start, stop, lines)
+
+
+def _assembled(
+    conn: Connection, job_pk: int, start: int, stop: int, lines: dict[int, bytes]
+) -> Iterator[bytes]:
+    """Lines start..stop-1 from `lines`, or for a request without one, from its row."""
+    sql = (
+        "SELECT idx, custom_id, status, attempts FROM requests"
+        " WHERE job_pk = ? AND idx >= ? AND idx < ? ORDER BY idx"
+    )
+    block: list[bytes] = []
+    for idx, custom_id, status, attempts in stream_rows(conn, sql, (job_pk, start, stop)):
+        line = lines.get(int(idx))
+        if line is None:
+            line = orjson.dumps({"custom_id": custom_id, "status": status, "attempts": attempts})
+        block.append(line)
+        if len(block) >= BLOCK_LINES:
+            yield b"\n".join(block) + b"\n"
+            block.clear()
+    if block:
+        yield b"\n".join(block) + b"\n"
+
+
+class _Overrides:
+    """The job's `outputs` rows in index order, taken a range at a time."""
+
+    def __init__(self, conn: Connection, job_pk: int) -> None:
+        sql = "SELECT idx, output FROM outputs WHERE job_pk = ? ORDER BY idx"
+        self._rows: Iterator[Any] = iter(stream_rows(conn, sql, (job_pk,)))
+        self._next: tuple[int, bytes] | None = self._advance()
+
+    def _advance(self) -> tuple[int, bytes] | None:
+        row = next(self._rows, None)
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def upto(self, stop: int) -> dict[int, bytes]:
+        """The rows with an index below `stop` not taken yet."""
+        taken: dict[int, bytes] = {}
+        while self._next is not None and self._next[0] < stop:
+            taken[self._next[0]] = self._next[1]
+            self._next = self._advance()
+        return taken

@@ -21,7 +21,7 @@ from .store import executemany, first_row, stream_rows
 
 __all__ = ["SEGMENT_MAX_BYTES", "SegmentWriter", "body_sizes", "chunk_body", "iter_bodies"]
 
-SEGMENT_MAX_BYTES = 8 << 20  #: bytes of bodies in one segment, at most (one body may exceed)
+SEGMENT_MAX_BYTES = 1 << 20  #: bytes of bodies in one segment, at most (one body may exceed)
 _INSERT = (
     "INSERT INTO bodies (job_pk, first_idx, chunk_id, request_count, data, ends)"
     " VALUES (?, ?, ?, ?, ?, ?)"

@@ -35,6 +35,7 @@ from .config import (
     write_starter_files,
 )
 from .errors import AbrError, BudgetExceededError, UsageError
+from .memory import give_back_large_buffers
 
 app = typer.Typer(
     help=__doc__,
@@ -338,6 +339,7 @@ def emulator(ctx: typer.Context) -> None:
 
 def main() -> None:
     """Console entry point."""
+    give_back_large_buffers()
     try:
         app()
     except KeyboardInterrupt:

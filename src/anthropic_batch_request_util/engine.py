@@ -414,7 +414,7 @@ def _apply_results(
 ) -> list[int]:
     """One transaction: rows, attempts, the chunk's DONE and its retry chunks, or nothing."""
     settings = rt.settings_for(chunk.job_pk)
-    with rt.store.begin() as conn:
+    with _APPLYING, rt.store.begin() as conn:
         result_rows.apply(conn, chunk, spool, settings, _prices_or_none(rt, chunk.job_pk))
         if not chunk_store.transition(
             conn, lease, ChunkStatus.ENDED, ChunkStatus.DONE, fetched_at=now()
@@ -430,6 +430,12 @@ def _prices_or_none(rt: Runtime, job_pk: int) -> PriceTable | None:
     except SettingsError as error:
         log.warning("cost is not computed: %s", error)
         return None
+
+
+#: One chunk's results applied at a time per process: parsing them is Python work that
+#: threads could only take turns at, and the store writes one transaction at a time
+#: anyway; two at once only held two chunks' parsed rows in memory.
+_APPLYING = threading.Lock()
 
 
 class _LeaseLost(Exception):

@@ -23,16 +23,21 @@ from .chunking import ChunkCutter, effective_limits
 from .config import Settings, settings_to_dict
 from .errors import InputError
 from .inputs import InputFormat, Request, RequestDefaults, detect_format, read_requests
-from .store import ChunkStatus, JobStatus, RequestStatus, Store, chunks, executemany, jobs, now
+from .store import ChunkStatus, JobStatus, RequestStatus, Store, chunks, insert_rows, jobs, now
 
 __all__ = ["Ingested", "ingest", "request_defaults"]
 
-INSERT_BATCH = 5000  #: request rows per executemany (their bodies go to `bodies` segments)
-_INSERT = (
-    "INSERT INTO requests (job_pk, idx, custom_id, body, chunk_id, status, attempts,"
-    " input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens)"
-    f" VALUES (?, ?, ?, ?, ?, '{RequestStatus.QUEUED.value}', 0, 0, 0, 0, 0)"
-)
+INSERT_BATCH = 5000  #: request rows per statement (their bodies go to `bodies` segments)
+_COLUMNS = ("job_pk", "idx", "custom_id", "chunk_id")
+_NEW_REQUEST = {
+    "body": b"",
+    "status": RequestStatus.QUEUED.value,
+    "attempts": 0,
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "cache_creation_tokens": 0,
+    "cache_read_tokens": 0,
+}
 JOB_HASH_CHARS = 10  #: hex characters of the fingerprint in a job id
 
 
@@ -173,20 +178,20 @@ def _insert_requests(
     job_hash = hashlib.sha256(
         orjson.dumps(identity_settings(settings), option=orjson.OPT_SORT_KEYS)
     )
-    rows: list[tuple[int, int, str, bytes, int]] = []
+    rows: list[tuple[int, int, str, int]] = []
     total = 0
     for request in read_requests(path, request_defaults(settings)):
         chunk_id = writer.place(request)
         job_hash.update(request.body)
         job_hash.update(b"\n")
         segments.add(request.index, chunk_id, request.body)
-        rows.append((job_pk, request.index, request.custom_id, b"", chunk_id))
+        rows.append((job_pk, request.index, request.custom_id, chunk_id))
         total += 1
         if len(rows) >= INSERT_BATCH:
-            executemany(conn, _INSERT, rows)
+            insert_rows(conn, "requests", _COLUMNS, rows, _NEW_REQUEST)
             rows.clear()
     if rows:
-        executemany(conn, _INSERT, rows)
+        insert_rows(conn, "requests", _COLUMNS, rows, _NEW_REQUEST)
     segments.flush()
     writer.close()
     conn.execute(sa.update(jobs).where(jobs.c.pk == job_pk).values(next_chunk_seq=writer.seq + 1))

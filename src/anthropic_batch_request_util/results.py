@@ -35,10 +35,12 @@ from .store import (
     RequestStatus,
     chunks,
     executemany,
+    insert_rows,
     jobs,
     now,
     requests,
     store_outputs,
+    update_rows,
 )
 
 __all__ = ["apply", "build_output", "cut_into_chunks", "download"]
@@ -46,14 +48,20 @@ __all__ = ["apply", "build_output", "cut_into_chunks", "download"]
 log = logging.getLogger(__name__)
 
 DOWNLOAD_CHUNK_BYTES = 1 << 16  #: bytes read from the results stream at a time
-APPLY_BATCH = 2000  #: rows written per executemany
 
-_UPDATE = (
-    "UPDATE requests SET status = ?, error_type = ?, input_tokens = ?, output_tokens = ?,"
-    " cache_creation_tokens = ?, cache_read_tokens = ?, cost_usd = ?, attempts = ?"
-    " WHERE job_pk = ? AND idx = ? AND chunk_id = ?"
+#: what storing an answer sets in its request row, found by _ANSWER_KEYS
+_ANSWER_COLUMNS = (
+    "status",
+    "error_type",
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_tokens",
+    "cache_read_tokens",
+    "cost_usd",
+    "attempts",
 )
-_ATTEMPT = "INSERT INTO attempts (chunk_id, idx, outcome, error_type) VALUES (?, ?, ?, ?)"
+_ANSWER_KEYS = ("job_pk", "idx", "chunk_id")
+_ATTEMPT_COLUMNS = ("chunk_id", "idx", "outcome", "error_type")
 
 
 class IncompleteResults(ValueError):
@@ -104,7 +112,11 @@ def apply(
 ) -> None:
     """Write every result line into its request row and record the attempt, in the caller's
     transaction. Raises `ValueError` (a cut line, a line too few or too many) when the
-    download is not whole: the caller rolls back and fetches again."""
+    download is not whole: the caller rolls back and fetches again.
+
+    Every line is parsed before the first write: SQLite has one writer at a time, and its
+    lock, taken at the first write, is then held while rows are written, not while they
+    are parsed (which kept creates waiting half a second behind a fetch)."""
     members = chunk_store.members(conn, chunk.id)
     # a first-round chunk's lines are stored together once all are in (result_lines.py);
     # a retry's go row by row, to replace the earlier answers they follow
@@ -143,8 +155,6 @@ def apply(
             together.append((idx, row["output"]))
         tries.append((chunk.id, idx, row["outcome"], row["error_type"]))
         seen.add(idx)
-        if len(updates) >= APPLY_BATCH:
-            _flush(conn, updates, lines_out, tries)
     if lines != chunk.request_count:
         raise IncompleteResults(f"{lines} result lines for {chunk.request_count} requests")
     _flush(conn, updates, lines_out, tries)
@@ -157,10 +167,10 @@ def apply(
 def _flush(conn: Connection, *batches: list[Any]) -> None:
     updates, lines_out, tries = batches
     if updates:
-        executemany(conn, _UPDATE, updates)
+        update_rows(conn, "requests", _ANSWER_COLUMNS, _ANSWER_KEYS, updates)
         if lines_out:
             store_outputs(conn, lines_out)
-        executemany(conn, _ATTEMPT, tries)
+        insert_rows(conn, "attempts", _ATTEMPT_COLUMNS, tries)
         for batch in batches:
             batch.clear()
 

@@ -489,7 +489,9 @@ def finalize_job(rt: Runtime, job_pk: int) -> list[Action]:
         job = job_store.get_job_by_pk(conn, job_pk)
         if job.status not in ACTIVE_JOB_STATUSES:
             return []
-        if job_store.unfinished_count(conn, job_pk) or job_store.active_chunk_count(conn, job_pk):
+        # chunks first: a handful of rows, and while any is active there is no need to
+        # count a million requests
+        if job_store.active_chunk_count(conn, job_pk) or job_store.unfinished_count(conn, job_pk):
             return []
     # Every fetch asks for a finalize: the last few may all find the job complete. One
     # writes the files; if it dies, its lock expires and the reconciler asks again.

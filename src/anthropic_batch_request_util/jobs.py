@@ -23,7 +23,7 @@ from .store import (
     row_dict,
 )
 
-__all__ = ["Job", "JobCounts", "Usage", "find_job", "get_job", "job_counts"]
+__all__ = ["Job", "JobCounts", "Tally", "Usage", "find_job", "get_job", "job_counts", "job_tally"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,32 +165,53 @@ def fail_job(conn: Connection, job_pk: int, message: str) -> None:
     )
 
 
-def job_counts(conn: Connection, job_pk: int) -> JobCounts:
-    stmt = (
-        sa.select(requests.c.status, sa.func.count())
-        .where(requests.c.job_pk == job_pk)
-        .group_by(requests.c.status)
-    )
-    return JobCounts({str(status): int(n) for status, n in conn.execute(stmt)})
+@dataclass(slots=True)
+class Tally:
+    """What progress and summaries show of a job's requests."""
+
+    counts: JobCounts
+    usage: Usage
+    cost_usd: float | None  #: batch prices, cache tokens included; None before any answer
+    retrying: int  #: waiting for a new chunk, or in one after an earlier answer
 
 
-def job_usage(conn: Connection, job_pk: int) -> Usage:
+def job_tally(conn: Connection, job_pk: int) -> Tally:
+    """Counts by status, token usage, cost and retries in flight, in one pass over the
+    job's entries of the tally index (in status order, so grouping needs no sort): at a
+    million requests each pass is a tenth of a second or more."""
     c = requests.c
-    stmt = sa.select(
-        sa.func.coalesce(sa.func.sum(c.input_tokens), 0),
-        sa.func.coalesce(sa.func.sum(c.output_tokens), 0),
-        sa.func.coalesce(sa.func.sum(c.cache_creation_tokens), 0),
-        sa.func.coalesce(sa.func.sum(c.cache_read_tokens), 0),
-    ).where(c.job_pk == job_pk)
-    row = conn.execute(stmt).one()
-    return Usage(*(int(value) for value in row))
+    stmt = (
+        sa.select(
+            c.status,
+            sa.func.count(),
+            sa.func.sum(c.input_tokens),
+            sa.func.sum(c.output_tokens),
+            sa.func.sum(c.cache_creation_tokens),
+            sa.func.sum(c.cache_read_tokens),
+            sa.func.sum(c.cost_usd),
+            sa.func.sum(sa.case((c.attempts > 0, 1), else_=0)),
+        )
+        .where(c.job_pk == job_pk)
+        .group_by(c.status)
+    )
+    by_status: dict[str, int] = {}
+    tokens = [0, 0, 0, 0]
+    cost: float | None = None
+    retrying = 0
+    for status, n, *sums, spent, tried in conn.execute(stmt):
+        by_status[str(status)] = int(n)
+        tokens = [total + int(value or 0) for total, value in zip(tokens, sums, strict=True)]
+        if spent is not None:
+            cost = (cost or 0.0) + float(spent)
+        if status == RequestStatus.RETRY:
+            retrying += int(n)
+        elif status == RequestStatus.QUEUED:
+            retrying += int(tried or 0)
+    return Tally(JobCounts(by_status), Usage(*tokens), cost, retrying)
 
 
-def job_cost(conn: Connection, job_pk: int) -> float | None:
-    """Actual cost so far (batch prices, cache tokens included); None before any answer."""
-    stmt = sa.select(sa.func.sum(requests.c.cost_usd)).where(requests.c.job_pk == job_pk)
-    value = conn.execute(stmt).scalar()
-    return None if value is None else float(value)
+def job_counts(conn: Connection, job_pk: int) -> JobCounts:
+    return job_tally(conn, job_pk).counts
 
 
 def active_chunk_count(conn: Connection, job_pk: int) -> int:
@@ -210,22 +231,14 @@ def unfinished_count(conn: Connection, job_pk: int) -> int:
 def error_counts(conn: Connection, job_pk: int) -> dict[str, int]:
     """Requests not (yet) succeeded, by the error type of their last attempt."""
     c = requests.c
+    # the other statuses by name, so the index skips the succeeded ones instead of reading them
+    others = [status for status in RequestStatus if status != RequestStatus.SUCCEEDED]
     stmt = (
         sa.select(c.error_type, sa.func.count())
-        .where(c.job_pk == job_pk, c.error_type.is_not(None), c.status != RequestStatus.SUCCEEDED)
+        .where(c.job_pk == job_pk, c.status.in_(others), c.error_type.is_not(None))
         .group_by(c.error_type)
     )
     return {str(kind): int(n) for kind, n in conn.execute(stmt)}
-
-
-def retries_in_flight(conn: Connection, job_pk: int) -> int:
-    """Requests being tried again: waiting for a new chunk, or in one after a failure."""
-    c = requests.c
-    waiting = sa.and_(c.status == RequestStatus.QUEUED, c.attempts > 0)
-    stmt = sa.select(sa.func.count()).where(
-        c.job_pk == job_pk, sa.or_(c.status == RequestStatus.RETRY, waiting)
-    )
-    return int(conn.execute(stmt).scalar_one())
 
 
 def duplicate_custom_ids(conn: Connection, job_pk: int, limit: int = 20) -> list[tuple[str, int]]:

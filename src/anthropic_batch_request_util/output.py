@@ -79,9 +79,8 @@ def _atomic_write(path: Path, write: Any) -> None:
 def batch_record(store: Store, job: job_store.Job) -> dict[str, Any]:
     """The job as a plain dict: input, settings, counts, usage and every chunk."""
     with store.begin() as conn:
-        counts = job_store.job_counts(conn, job.pk)
-        usage = job_store.job_usage(conn, job.pk)
-        cost = job_store.job_cost(conn, job.pk)
+        tally = job_store.job_tally(conn, job.pk)
+        counts, usage, cost = tally.counts, tally.usage, tally.cost_usd
         found = chunk_store.job_chunks(conn, job.pk)
     return {
         "job_id": job.id,

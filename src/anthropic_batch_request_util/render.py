@@ -181,10 +181,8 @@ def find_snapshot(store: Store, job_id: str | None) -> Snapshot:
 def jobs(store: Store, *, as_json: bool) -> None:
     """Every job with its status, size, progress, age and cost."""
     with store.begin() as conn:
-        rows = [
-            (job, job_store.job_counts(conn, job.pk), job_store.job_cost(conn, job.pk))
-            for job in job_store.list_jobs(conn)
-        ]
+        tallies = [(job, job_store.job_tally(conn, job.pk)) for job in job_store.list_jobs(conn)]
+    rows = [(job, tally.counts, tally.cost_usd) for job, tally in tallies]
     if as_json:
         data = [
             {

@@ -54,13 +54,17 @@ def store_chunk_lines(
 
 def iter_lines(conn: Connection, job_pk: int) -> Iterator[bytes]:
     """The job's results-file lines in input order, one at a time (no newline)."""
-    for block in iter_blocks(conn, job_pk):
-        yield from block.split(b"\n")[:-1]
+    rest = b""
+    for piece in iter_blocks(conn, job_pk):
+        lines = (rest + piece).split(b"\n")
+        rest = lines.pop()
+        yield from lines
 
 
 def iter_blocks(conn: Connection, job_pk: int) -> Iterator[bytes]:
-    """The job's results-file lines in input order, in blocks of whole lines, each line
-    ending in a newline: what the results file holds, written block after block."""
+    """The job's results file, in pieces that together are its lines in input order, each
+    ending in a newline (a piece may end mid-line: stored segments are passed on as they
+    are, their newlines apart, so no megabyte is copied to add one)."""
     total_row = first_row(conn, "SELECT total_requests FROM jobs WHERE pk = ?", (job_pk,))
     total = int(total_row[0]) if total_row else 0
     sql = "SELECT id, request_count FROM chunks WHERE job_pk = ? AND round = 1 ORDER BY seq"
@@ -85,7 +89,8 @@ def _chunk_blocks(
     sql = "SELECT idxs, ends, data FROM result_lines WHERE chunk_id = ? ORDER BY first_idx"
     if whole and not over:  # the common case: the chunk as stored
         for _idxs, _ends, data in stream_rows(conn, sql, (chunk_id,), batch=1):
-            yield bytes(data) + b"\n"
+            yield bytes(data)  # a block without its last newline: the next yield is it
+            yield b"\n"
         return
     lines: dict[int, bytes] = {}
     for raw_idxs, raw_ends, raw in stream_rows(conn, sql, (chunk_id,), batch=1):

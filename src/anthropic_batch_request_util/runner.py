@@ -101,14 +101,15 @@ def open_store(settings: Settings, *, create: bool = True) -> Store:
 
 def snapshot(store: Store, job_pk: int) -> Snapshot:
     with store.begin() as conn:
+        tally = job_store.job_tally(conn, job_pk)
         return Snapshot(
             job=job_store.get_job_by_pk(conn, job_pk),
-            counts=job_store.job_counts(conn, job_pk),
-            usage=job_store.job_usage(conn, job_pk),
+            counts=tally.counts,
+            usage=tally.usage,
             chunks=chunk_store.job_chunks(conn, job_pk),
             errors=job_store.error_counts(conn, job_pk),
-            retrying=job_store.retries_in_flight(conn, job_pk),
-            cost_usd=job_store.job_cost(conn, job_pk),
+            retrying=tally.retrying,
+            cost_usd=tally.cost_usd,
         )
 
 
@@ -212,11 +213,13 @@ def _drive(
     chunk_store.reap_dead_leases(store)
     local = settings.celery.broker_url.startswith("memory://")
     worker = tasks.embedded_worker(settings.celery.worker_concurrency) if local else nullcontext()
-    done = False
+    last: Snapshot | None = None
     with worker, _interruptible() as interrupted:
         tasks.enqueue(engine.advance_job(rt, job_pk))
-        done = _watch(store, rt, job_pk, wait, local, on_progress, budget)
-    result = snapshot(store, job_pk)
+        last = _watch(store, rt, job_pk, wait, local, on_progress, budget)
+    done = last is not None
+    # a job that has ended stays as it is: its last look is the answer
+    result = last if last is not None and last.job.status in _ENDED else snapshot(store, job_pk)
     if result.job.status == JobStatus.FINISHED and not local and not _written_here(result.job):
         write_outputs(store, result.job)  # the worker that finished it was on another machine
     elif interrupted.raised or not done:
@@ -261,8 +264,9 @@ def _watch(
     local: bool,
     on_progress: ProgressCallback | None,
     budget: Budget | None,
-) -> bool:
-    """Follow the job until it ends (or, with --no-wait, until every chunk is submitted)."""
+) -> Snapshot | None:
+    """Follow the job until it ends (or, with --no-wait, until every chunk is submitted);
+    the last look at it, or None when it was left running."""
     from . import engine, tasks
 
     last_reconcile = time.monotonic()
@@ -274,10 +278,10 @@ def _watch(
             on_progress(current)
         if budget is not None and budget.over(current):
             engine.cancel_job(rt, job_pk)
-        if current.job.status in (JobStatus.FINISHED, JobStatus.FAILED):
-            return True
+        if current.job.status in _ENDED:
+            return current
         if not wait and (not local or _all_sent(current)):
-            return False
+            return None
         if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_S:
             tasks.enqueue(engine.advance_job(rt, job_pk))
             last_reconcile = time.monotonic()

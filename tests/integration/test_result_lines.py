@@ -39,7 +39,7 @@ def _read(store: Store, job_pk: int) -> list[dict[str, object]]:
     with store.begin() as conn:
         blocks = list(result_lines.iter_blocks(conn, job_pk))
         lines = list(result_lines.iter_lines(conn, job_pk))
-    assert all(block.endswith(b"\n") for block in blocks)
+    assert b"".join(blocks).endswith(b"\n")
     assert b"".join(blocks) == b"".join(line + b"\n" for line in lines)
     return [orjson.loads(line) for line in lines]
 

@@ -89,9 +89,13 @@ class Runtime:
     store: Store
     client_factory: ClientFactory
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    #: queues actions at once, from inside a step (the worker's queue); without it a step
+    #: hands all its actions back when it is done
+    send: Callable[[list[Action]], None] | None = None
     _settings: dict[int, Settings] = field(default_factory=dict)
     _prices: dict[int, PriceTable] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _submit_gate: threading.Lock = field(default_factory=threading.Lock)
 
     def settings_for(self, job_pk: int) -> Settings:
         """The settings a job was created with (cached; they never change for a job)."""
@@ -136,12 +140,16 @@ def submit_chunk(rt: Runtime, chunk_id: int) -> list[Action]:
             and _job_status(rt, chunk.job_pk) == JobStatus.CANCELING
         ):
             return _cancel_unsent(rt, lease, chunk.job_pk)
+        # read while the create before ours may still be in flight (see _send_next_now)
+        with rt.store.begin() as conn:
+            body = bodies.chunk_body(conn, chunk.id, chunk.request_count)
         # One create at a time per store: a batch that appears while our create was in
         # flight can then only be ours, which is what makes reconciling a lost reply exact.
-        with held_lock(rt.store, SUBMIT_LOCK, owner) as held:
+        # The gate lines up this process's own submits without polling the store's lock.
+        with rt._submit_gate, held_lock(rt.store, SUBMIT_LOCK, owner) as held:
             if not held:
                 return [Action(Step.SUBMIT, chunk_id, SUBMIT_LOCK_RETRY_S)]
-            return _submit(rt, lease, chunk)
+            return _submit(rt, lease, chunk, body)
 
 
 def _job_status(rt: Runtime, job_pk: int) -> JobStatus:
@@ -149,7 +157,9 @@ def _job_status(rt: Runtime, job_pk: int) -> JobStatus:
         return job_store.get_job_by_pk(conn, job_pk).status
 
 
-def _submit(rt: Runtime, lease: chunk_store.Lease, chunk: chunk_store.Chunk) -> list[Action]:
+def _submit(
+    rt: Runtime, lease: chunk_store.Lease, chunk: chunk_store.Chunk, body: bytes
+) -> list[Action]:
     client = rt.client(chunk.job_pk).with_options(max_retries=0)
     if chunk.status == ChunkStatus.SUBMITTING:
         try:
@@ -164,7 +174,7 @@ def _submit(rt: Runtime, lease: chunk_store.Lease, chunk: chunk_store.Chunk) -> 
                 conn, lease, ChunkStatus.PENDING, ChunkStatus.SUBMITTING, intent_at=now()
             )
         chunk = _reload(rt, chunk.id)
-    return _create_with_retries(rt, lease, chunk, client)
+    return _create_with_retries(rt, lease, chunk, client, body)
 
 
 def _reload(rt: Runtime, chunk_id: int) -> chunk_store.Chunk:
@@ -175,32 +185,35 @@ def _reload(rt: Runtime, chunk_id: int) -> chunk_store.Chunk:
 
 
 def _create_with_retries(
-    rt: Runtime, lease: chunk_store.Lease, chunk: chunk_store.Chunk, client: anthropic.Anthropic
+    rt: Runtime,
+    lease: chunk_store.Lease,
+    chunk: chunk_store.Chunk,
+    client: anthropic.Anthropic,
+    body: bytes,
 ) -> list[Action]:
     settings = rt.settings_for(chunk.job_pk)
-    with rt.store.begin() as conn:
-        body = bodies.chunk_body(conn, chunk.id, chunk.request_count)
+    chained = _send_next_now(rt, chunk.job_pk)
     for attempt in range(settings.api.max_retries + 1):
         try:
             batch = create_batch(client, body)
         except anthropic.APIError as error:
             kind = classify_http_error(error)
             if kind == HttpFailure.FATAL:
-                return _refused(rt, lease, chunk, error)
+                return _refused(rt, lease, chunk, error, chained)
             if kind == HttpFailure.AMBIGUOUS:
                 try:
                     found = reconcile_submission(client, rt.store, chunk)
                 except anthropic.APIError as list_error:
                     return _retry_later(rt, chunk, list_error)
                 if found is not None:
-                    return _record_submitted(rt, lease, chunk, found)
+                    return _record_submitted(rt, lease, chunk, found, chained)
             wait = retry_after_seconds(error, attempt)
             log.warning("create of chunk %s failed (%s); retrying in %.1fs", chunk.id, kind, wait)
             if wait > SHORT_WAIT_S:
                 return [Action(Step.SUBMIT, chunk.id, wait)]
             time.sleep(wait)
         else:
-            return _record_submitted(rt, lease, chunk, batch)
+            return _record_submitted(rt, lease, chunk, batch, chained)
     # Still SUBMITTING: the next try reconciles before it sends anything.
     return [Action(Step.SUBMIT, chunk.id, settings.batch.poll_max_interval)]
 
@@ -216,7 +229,11 @@ def _retry_later(rt: Runtime, chunk: chunk_store.Chunk, error: BaseException) ->
 
 
 def _record_submitted(
-    rt: Runtime, lease: chunk_store.Lease, chunk: chunk_store.Chunk, batch: MessageBatch
+    rt: Runtime,
+    lease: chunk_store.Lease,
+    chunk: chunk_store.Chunk,
+    batch: MessageBatch,
+    chained: bool = False,
 ) -> list[Action]:
     interval = rt.settings_for(chunk.job_pk).batch.poll_interval
     try:
@@ -239,7 +256,23 @@ def _record_submitted(
     log.info("chunk %s submitted as %s (%d requests)", chunk.id, batch.id, chunk.request_count)
     if won and _job_status(rt, chunk.job_pk) == JobStatus.CANCELING:
         _cancel_batch(rt, chunk.job_pk, batch.id)  # created while the job was being canceled
-    return [Action(Step.POLL, chunk.id, interval), *_next_submit(rt, chunk.job_pk)] if won else []
+    if not won:
+        return []
+    return [Action(Step.POLL, chunk.id, interval), *_chain(rt, chunk.job_pk, chained)]
+
+
+def _send_next_now(rt: Runtime, job_pk: int) -> bool:
+    """Queue the next pending chunk's submit as this create starts, where the worker allows:
+    it reads its body and waits at the gate meanwhile, so that creates follow each other
+    without a gap. Whether it was queued (then this submit does not chain it again)."""
+    if rt.send is None:
+        return False
+    rt.send(_next_submit(rt, job_pk))
+    return True
+
+
+def _chain(rt: Runtime, job_pk: int, chained: bool) -> list[Action]:
+    return [] if chained else _next_submit(rt, job_pk)
 
 
 def _next_submit(rt: Runtime, job_pk: int) -> list[Action]:
@@ -259,7 +292,11 @@ def _cancel_batch(rt: Runtime, job_pk: int, batch_id: str) -> None:
 
 
 def _refused(
-    rt: Runtime, lease: chunk_store.Lease, chunk: chunk_store.Chunk, error: anthropic.APIError
+    rt: Runtime,
+    lease: chunk_store.Lease,
+    chunk: chunk_store.Chunk,
+    error: anthropic.APIError,
+    chained: bool = False,
 ) -> list[Action]:
     """The API rejected the create for good. Bad credentials stop the job; bad content ends
     the chunk's requests as errored, since sending them again would fail the same way."""
@@ -275,7 +312,7 @@ def _refused(
             conn, lease, ChunkStatus.SUBMITTING, ChunkStatus.FAILED, error=message
         ):
             result_rows.fail_chunk_rows(conn, chunk.id, str(error_type), message)
-    return [Action(Step.FINALIZE, chunk.job_pk), *_next_submit(rt, chunk.job_pk)]
+    return [Action(Step.FINALIZE, chunk.job_pk), *_chain(rt, chunk.job_pk, chained)]
 
 
 def _api_message(error: anthropic.APIError) -> str:

@@ -208,7 +208,7 @@ def _drive(
     # longer scanned by every full collection during the run and again at exit (~0.5 s).
     gc.freeze()
     setup_logging(logs_dir(settings))
-    rt = engine.Runtime(store, tasks.client_factory(api_key))
+    rt = engine.Runtime(store, tasks.client_factory(api_key), send=tasks.enqueue)
     tasks.configure(settings, rt)
     chunk_store.reap_dead_leases(store)
     local = settings.celery.broker_url.startswith("memory://")

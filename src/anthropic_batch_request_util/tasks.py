@@ -90,7 +90,7 @@ def runtime() -> Runtime:
             api_key = load_api_key()
             if api_key is None:
                 raise MissingApiKeyError()
-            _runtime = Runtime(Store(database_url(settings)), client_factory(api_key))
+            _runtime = Runtime(Store(database_url(settings)), client_factory(api_key), send=enqueue)
         return _runtime
 
 

@@ -39,6 +39,7 @@ from .pricing import PriceTable, price_table_for
 from .store import (
     ACTIVE_JOB_STATUSES,
     ChunkStatus,
+    HeldLock,
     JobStatus,
     RequestStatus,
     Store,
@@ -146,10 +147,21 @@ def submit_chunk(rt: Runtime, chunk_id: int) -> list[Action]:
         # One create at a time per store: a batch that appears while our create was in
         # flight can then only be ours, which is what makes reconciling a lost reply exact.
         # The gate lines up this process's own submits without polling the store's lock.
-        with rt._submit_gate, held_lock(rt.store, SUBMIT_LOCK, owner) as held:
-            if not held:
+        # A chunk not sent before gets its submit intent in the transaction that takes it.
+        intent = _intent(lease) if chunk.status == ChunkStatus.PENDING else None
+        with rt._submit_gate, held_lock(rt.store, SUBMIT_LOCK, owner, then=intent) as lock:
+            if lock is None:
                 return [Action(Step.SUBMIT, chunk_id, SUBMIT_LOCK_RETRY_S)]
-            return _submit(rt, lease, chunk, body)
+            return _submit(rt, lease, chunk, body, lock)
+
+
+def _intent(lease: chunk_store.Lease) -> Callable[[sa.Connection], object]:
+    def write(conn: sa.Connection) -> object:
+        return chunk_store.transition(
+            conn, lease, ChunkStatus.PENDING, ChunkStatus.SUBMITTING, intent_at=now()
+        )
+
+    return write
 
 
 def _job_status(rt: Runtime, job_pk: int) -> JobStatus:
@@ -158,7 +170,7 @@ def _job_status(rt: Runtime, job_pk: int) -> JobStatus:
 
 
 def _submit(
-    rt: Runtime, lease: chunk_store.Lease, chunk: chunk_store.Chunk, body: bytes
+    rt: Runtime, lease: chunk_store.Lease, chunk: chunk_store.Chunk, body: bytes, lock: HeldLock
 ) -> list[Action]:
     client = rt.client(chunk.job_pk).with_options(max_retries=0)
     if chunk.status == ChunkStatus.SUBMITTING:
@@ -167,14 +179,10 @@ def _submit(
         except anthropic.APIError as error:
             return _retry_later(rt, chunk, error)
         if found is not None:
-            return _record_submitted(rt, lease, chunk, found)
+            return _record_submitted(rt, lease, chunk, found, lock)
     else:
-        with rt.store.begin() as conn:
-            chunk_store.transition(
-                conn, lease, ChunkStatus.PENDING, ChunkStatus.SUBMITTING, intent_at=now()
-            )
-        chunk = _reload(rt, chunk.id)
-    return _create_with_retries(rt, lease, chunk, client, body)
+        chunk = _reload(rt, chunk.id)  # the intent was written with the lock
+    return _create_with_retries(rt, lease, chunk, client, body, lock)
 
 
 def _reload(rt: Runtime, chunk_id: int) -> chunk_store.Chunk:
@@ -190,6 +198,7 @@ def _create_with_retries(
     chunk: chunk_store.Chunk,
     client: anthropic.Anthropic,
     body: bytes,
+    lock: HeldLock,
 ) -> list[Action]:
     settings = rt.settings_for(chunk.job_pk)
     chained = _send_next_now(rt, chunk.job_pk)
@@ -206,14 +215,14 @@ def _create_with_retries(
                 except anthropic.APIError as list_error:
                     return _retry_later(rt, chunk, list_error)
                 if found is not None:
-                    return _record_submitted(rt, lease, chunk, found, chained)
+                    return _record_submitted(rt, lease, chunk, found, lock, chained)
             wait = retry_after_seconds(error, attempt)
             log.warning("create of chunk %s failed (%s); retrying in %.1fs", chunk.id, kind, wait)
             if wait > SHORT_WAIT_S:
                 return [Action(Step.SUBMIT, chunk.id, wait)]
             time.sleep(wait)
         else:
-            return _record_submitted(rt, lease, chunk, batch, chained)
+            return _record_submitted(rt, lease, chunk, batch, lock, chained)
     # Still SUBMITTING: the next try reconciles before it sends anything.
     return [Action(Step.SUBMIT, chunk.id, settings.batch.poll_max_interval)]
 
@@ -233,22 +242,27 @@ def _record_submitted(
     lease: chunk_store.Lease,
     chunk: chunk_store.Chunk,
     batch: MessageBatch,
+    lock: HeldLock,
     chained: bool = False,
 ) -> list[Action]:
     interval = rt.settings_for(chunk.job_pk).batch.poll_interval
+
+    def record(conn: sa.Connection) -> bool:  # its requests count the attempt once answered
+        return chunk_store.transition(
+            conn,
+            lease,
+            ChunkStatus.SUBMITTING,
+            ChunkStatus.SUBMITTED,
+            batch_id=batch.id,
+            submitted_at=batch.created_at.timestamp(),
+            processing_status=batch.processing_status,
+            poll_interval=interval,
+            next_poll_at=now() + interval,
+        )
+
     try:
-        with rt.store.begin() as conn:  # its requests count the attempt once answered
-            won = chunk_store.transition(
-                conn,
-                lease,
-                ChunkStatus.SUBMITTING,
-                ChunkStatus.SUBMITTED,
-                batch_id=batch.id,
-                submitted_at=batch.created_at.timestamp(),
-                processing_status=batch.processing_status,
-                poll_interval=interval,
-                next_poll_at=now() + interval,
-            )
+        # the next create may start once the batch id is in: both in one write
+        won = lock.release_with(record)
     except sa.exc.IntegrityError:
         # Another chunk owns this batch: ours stays SUBMITTING and is reconciled again.
         log.error("chunk %s: batch %s already belongs to another chunk", chunk.id, batch.id)

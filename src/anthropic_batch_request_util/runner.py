@@ -38,7 +38,7 @@ __all__ = ["Outcome", "Snapshot", "cancel_job", "open_store", "resume_job", "run
 
 WATCH_INTERVAL_S = 0.25  #: seconds between two looks at the store while waiting, at least
 END_CHECK_S = 0.1  #: seconds between two checks of whether the job has ended (one row)
-WATCH_COST_FACTOR = 10  #: wait this many times as long as the last look took
+WATCH_COST_FACTOR = 20  #: wait this many times as long as the last look took
 RECONCILE_INTERVAL_S = 30.0  #: seconds between re-queuing work the store says is due
 
 

@@ -51,6 +51,7 @@ LEASE_S = 60.0  #: seconds a lease lasts unless renewed; a dead holder blocks no
 RENEW_EVERY_S = LEASE_S / 4  #: seconds between renewals of a lease still in use
 LOCK_S = LEASE_S  #: seconds a store-wide lock lasts unless renewed
 SQLITE_BUSY_TIMEOUT_S = 60.0  #: seconds a SQLite writer waits for the lock
+SQLITE_PAGE_BYTES = 16384  #: page size of a new SQLite store (fewer pages per blob)
 
 
 class JobStatus(StrEnum):
@@ -310,6 +311,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[Connection], None]], ...] = (
 def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     # WAL lets readers (status, progress) run while a worker writes.
     cursor = dbapi_conn.cursor()
+    cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_BYTES}")  # a new store only
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")

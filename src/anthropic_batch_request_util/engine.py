@@ -90,8 +90,9 @@ class Runtime:
     store: Store
     client_factory: ClientFactory
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
-    #: queues actions at once, from inside a step (the worker's queue); without it a step
-    #: hands all its actions back when it is done
+    #: queues actions at once, from inside a step: the local deployment's in-process queue,
+    #: whose submits meet at this runtime's gate. Without it (worker processes, tests) a
+    #: step hands all its actions back when it is done.
     send: Callable[[list[Action]], None] | None = None
     _settings: dict[int, Settings] = field(default_factory=dict)
     _prices: dict[int, PriceTable] = field(default_factory=dict)

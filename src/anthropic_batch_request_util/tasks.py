@@ -90,7 +90,7 @@ def runtime() -> Runtime:
             api_key = load_api_key()
             if api_key is None:
                 raise MissingApiKeyError()
-            _runtime = Runtime(Store(database_url(settings)), client_factory(api_key), send=enqueue)
+            _runtime = Runtime(Store(database_url(settings)), client_factory(api_key))
         return _runtime
 
 

@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ABR := $(BIN)/abr
 EMULATOR_PORT ?= 8765
+SIZES ?= 10000,100000
+REPEATS ?= 3
 
 .PHONY: help install test lint format clean demo run-batch emulator \
 	start-worker start-worker-debug stop-worker flower bench
@@ -60,7 +62,7 @@ flower: $(STAMP) ## Watch the workers with Flower on http://127.0.0.1:5555
 		-b "$${ABR_BROKER_URL:-redis://127.0.0.1:6379/0}" flower --address=127.0.0.1 --port=5555
 
 bench: $(STAMP) ## Benchmark abr against the plain SDK (SIZES=10000,100000 REPEATS=3)
-	$(BIN)/python bench/run.py --sizes $(or $(SIZES),10000,100000) --repeats $(or $(REPEATS),3)
+	$(BIN)/python bench/run.py --sizes $(SIZES) --repeats $(REPEATS)
 
 emulator: $(STAMP) ## Start the built-in Anthropic API emulator (EMULATOR_PORT=8765)
 	$(ABR) emulator --port $(EMULATOR_PORT)

@@ -34,7 +34,6 @@ from .store import (
     ChunkStatus,
     RequestStatus,
     chunks,
-    executemany,
     insert_rows,
     jobs,
     now,
@@ -157,22 +156,23 @@ def apply(
         seen.add(idx)
     if lines != chunk.request_count:
         raise IncompleteResults(f"{lines} result lines for {chunk.request_count} requests")
-    _flush(conn, updates, lines_out, tries)
+    _write(conn, updates, lines_out, tries)
     if together:
         result_lines.store_chunk_lines(conn, chunk.job_pk, chunk.id, together)
     missing = [(cid, idx) for cid, (idx, _) in members.items() if idx not in seen]
     _retry_missing(conn, chunk, missing)
 
 
-def _flush(conn: Connection, *batches: list[Any]) -> None:
-    updates, lines_out, tries = batches
-    if updates:
-        update_rows(conn, "requests", _ANSWER_COLUMNS, _ANSWER_KEYS, updates)
-        if lines_out:
-            store_outputs(conn, lines_out)
-        insert_rows(conn, "attempts", _ATTEMPT_COLUMNS, tries)
-        for batch in batches:
-            batch.clear()
+def _write(
+    conn: Connection,
+    updates: list[tuple[Any, ...]],
+    lines_out: list[tuple[int, int, bytes]],
+    tries: list[tuple[Any, ...]],
+) -> None:
+    update_rows(conn, "requests", _ANSWER_COLUMNS, _ANSWER_KEYS, updates)
+    if lines_out:
+        store_outputs(conn, lines_out)
+    insert_rows(conn, "attempts", _ATTEMPT_COLUMNS, tries)
 
 
 def _retry_missing(
@@ -350,13 +350,12 @@ def _end_rows(
             requests.c.job_pk, requests.c.idx, requests.c.custom_id, requests.c.attempts
         ).where(where)
     ).all()
-    sets, values = "status = ?", [status.value]
+    columns: tuple[str, ...] = ("status",)
+    values: tuple[str, ...] = (status.value,)
     if error_type is not None:
-        sets, values = "status = ?, error_type = ?", [status.value, error_type]
-    executemany(
-        conn,
-        f"UPDATE requests SET {sets} WHERE job_pk = ? AND idx = ?",
-        [(*values, pk, idx) for pk, idx, _cid, _n in rows],
+        columns, values = ("status", "error_type"), (status.value, error_type)
+    update_rows(
+        conn, "requests", columns, ("job_pk", "idx"), [(*values, pk, idx) for pk, idx, _, _ in rows]
     )
     store_outputs(conn, [(pk, idx, line_of(cid, n)) for pk, idx, cid, n in rows])
 

@@ -523,7 +523,7 @@ def insert_rows(
     if _json_rows(conn):
         picks = ", ".join(_json_values(len(columns)) + ["?"] * len(fixed))
         sql = f"INSERT INTO {table} ({names}) SELECT {picks} FROM json_each(?)"
-        _execute(conn, sql, (*fixed.values(), _json_text(rows)))
+        conn.exec_driver_sql(sql, (*fixed.values(), _json_text(rows)))
         return
     marks = ", ".join("?" * (len(columns) + len(fixed)))
     extra = tuple(fixed.values())
@@ -550,7 +550,7 @@ def update_rows(
             f"{table}.{k} = {v}" for k, v in zip(keys, values[len(columns) :], strict=True)
         )
         sql = f"UPDATE {table} SET {sets} FROM json_each(?) AS v WHERE {where}"
-        _execute(conn, sql, (_json_text(rows),))
+        conn.exec_driver_sql(sql, (_json_text(rows),))
         return
     sets = ", ".join(f"{c} = ?" for c in columns)
     where = " AND ".join(f"{k} = ?" for k in keys)
@@ -573,14 +573,6 @@ def _json_text(rows: Sequence[Sequence[Any]]) -> str:
 
 def _json_values(n: int, source: str = "value") -> list[str]:
     return [f"json_extract({source}, '$[{i}]')" for i in range(n)]
-
-
-def _execute(conn: Connection, sql: str, params: Sequence[Any]) -> None:
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(sql, params)
-    finally:
-        cursor.close()
 
 
 def store_outputs(conn: Connection, rows: Sequence[tuple[int, int, bytes]]) -> None:

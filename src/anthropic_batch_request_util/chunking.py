@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .limits import API_MAX_BYTES, API_MAX_REQUESTS
+
 __all__ = [
     "API_MAX_BYTES",
     "API_MAX_REQUESTS",
@@ -21,8 +23,6 @@ __all__ = [
     "largest_request",
 ]
 
-API_MAX_REQUESTS = 100_000  #: requests the API accepts in one batch
-API_MAX_BYTES = 256 * 1024 * 1024  #: bytes the API accepts in one batch create body
 _BODY_HEAD = b'{"requests":['
 _BODY_TAIL = b"]}"
 ENVELOPE_BYTES = len(_BODY_HEAD + _BODY_TAIL)  #: bytes of a create body around the requests

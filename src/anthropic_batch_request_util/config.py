@@ -44,6 +44,7 @@ import yaml
 from dotenv import dotenv_values
 
 from .errors import SettingsError
+from .limits import API_MAX_BYTES, API_MAX_REQUESTS
 
 __all__ = [
     "ENV_VARS",
@@ -90,8 +91,6 @@ SUPPORTED_API_VERSIONS: Final = (API_VERSION_2023, API_VERSION_2026)
 #: API versions that reject a temperature in a request
 VERSIONS_WITHOUT_TEMPERATURE: Final = frozenset({API_VERSION_2026})
 
-API_MAX_PAYLOAD_BYTES = 256 * 1024 * 1024  #: bytes: the API's limit on one batch create body
-API_MAX_BATCH_REQUESTS = 100_000  #: requests: the API's limit per batch
 
 DEFAULT_API_VERSION = API_VERSION_2023
 DEFAULT_BETA_FEATURES = ("message-batches-2024-09-24", "prompt-caching-2024-07-31")
@@ -325,13 +324,13 @@ _CHECKS: Final[dict[str, tuple[Check, ...]]] = {
     "api.version": (_one_of(SUPPORTED_API_VERSIONS),),
     "api.beta_features": (_no_blank_items,),
     "api.timeout": (_positive,),
-    "api.max_payload_size": (_positive, _at_most(API_MAX_PAYLOAD_BYTES, "256 MiB, the API limit")),
+    "api.max_payload_size": (_positive, _at_most(API_MAX_BYTES, "256 MiB, the API limit")),
     "api.max_retries": (_not_negative,),
     "model.name": (_not_empty,),
     "model.display_name": (_not_empty,),
     "model.max_tokens": (_positive,),
     "model.temperature": (_between(0.0, 1.0),),
-    "batch.max_size": (_positive, _at_most(API_MAX_BATCH_REQUESTS, "the API limit")),
+    "batch.max_size": (_positive, _at_most(API_MAX_REQUESTS, "the API limit")),
     "batch.chunk_size": (_positive,),
     "batch.max_attempts": (_positive,),
     "batch.poll_interval": (_positive,),

@@ -58,7 +58,7 @@ stop-worker: $(STAMP) ## Stop the background workers
 
 flower: $(STAMP) ## Watch the workers with Flower on http://127.0.0.1:5555
 	@$(BIN)/python -c "import flower" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[flower]'
-	$(BIN)/celery -A anthropic_batch_request_util.tasks:app \
+	$(BIN)/celery -A anthropic_batch_request_util.engine.tasks:app \
 		-b "$${ABR_BROKER_URL:-redis://127.0.0.1:6379/0}" flower --address=127.0.0.1 --port=5555
 
 bench: $(STAMP) ## Benchmark abr against the plain SDK (SIZES=10000,100000 REPEATS=3)

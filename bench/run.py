@@ -483,7 +483,8 @@ import json, sys, time
 from pathlib import Path
 t0 = time.perf_counter()
 from anthropic_batch_request_util.config import database_url, load_settings
-from anthropic_batch_request_util.ingest import ingest, request_defaults
+from anthropic_batch_request_util.engine.ingest import ingest
+from anthropic_batch_request_util.inputs import request_defaults
 from anthropic_batch_request_util.inputs import read_requests
 from anthropic_batch_request_util.store import Store
 path, base = Path(sys.argv[1]), Path(sys.argv[2])
@@ -502,7 +503,7 @@ print(json.dumps({"import_s": t1 - t0, "read_validate_s": t2 - t1, "read_count":
 WRITE_SCRIPT = r"""
 import json, sys, time
 from pathlib import Path
-from anthropic_batch_request_util import jobs as job_store
+from anthropic_batch_request_util.store import jobs as job_store
 from anthropic_batch_request_util.output import results_path, write_outputs
 from anthropic_batch_request_util.store import Store
 with Store("sqlite:///" + sys.argv[1]) as store:

@@ -1,4 +1,5 @@
-"""The one door to the Anthropic API: client factory, raw calls and error classification.
+"""The one door to the Anthropic API: client factory, raw calls, the results download, and
+error classification (the only place that looks at HTTP statuses or SDK error bodies).
 
 Only the official `anthropic` SDK talks to the API. `ANTHROPIC_BASE_URL` is honoured as the
 SDK honours it, which is how tests, benchmarks and the demo reach the built-in emulator.
@@ -7,27 +8,36 @@ The API key is handed to the SDK and never stored, logged or put in a task messa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import os
+import tempfile
 from enum import StrEnum
-from typing import Any
+from pathlib import Path
 
 import anthropic
-import orjson
+import httpx2
 from anthropic.types.messages import MessageBatch
 
 from .config import Settings
 
 __all__ = [
+    "DOWNLOAD_ERRORS",
     "HttpFailure",
     "ResultDisposition",
     "classify_http_error",
     "classify_result",
     "create_batch",
+    "download_results",
+    "error_message",
+    "error_type",
+    "is_not_found",
     "make_client",
+    "refuses_key",
     "retry_after_seconds",
-    "stream_results",
 ]
+
+DOWNLOAD_CHUNK_BYTES = 1 << 16  #: bytes read from the results stream at a time
+#: what a broken download can raise: API errors, a cut stream, a full disk
+DOWNLOAD_ERRORS = (anthropic.AnthropicError, httpx2.HTTPError, OSError)
 
 RETRYABLE_RESULT_ERRORS = frozenset({"api_error", "overloaded_error"})
 #: seconds to wait after an HTTP failure when the server gives no retry-after
@@ -112,10 +122,49 @@ def create_batch(client: anthropic.Anthropic, body: bytes) -> MessageBatch:
     )
 
 
-@contextmanager
-def stream_results(
-    client: anthropic.Anthropic, batch_id: str
-) -> Iterator[Iterator[dict[str, Any]]]:
-    """The results of an ended batch as decoded JSON lines, streamed (not held in memory)."""
-    with client.messages.batches.with_streaming_response.results(batch_id) as response:
-        yield (orjson.loads(line) for line in response.iter_lines() if line)
+def download_results(client: anthropic.Anthropic, batch_id: str) -> Path:
+    """Stream an ended batch's results into a temporary file (not held in memory); the
+    caller checks they are whole and removes the file."""
+    fd, name = tempfile.mkstemp(prefix=f"abr-{batch_id}-", suffix=".jsonl")
+    path = Path(name)
+    try:
+        with (
+            os.fdopen(fd, "wb") as handle,
+            client.messages.batches.with_streaming_response.results(batch_id) as response,
+        ):
+            for data in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
+                handle.write(data)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def refuses_key(error: BaseException) -> bool:
+    """Whether the API refused the credentials (401, 403): nothing works until the user acts."""
+    return isinstance(error, anthropic.AuthenticationError | anthropic.PermissionDeniedError)
+
+
+def is_not_found(error: BaseException) -> bool:
+    return isinstance(error, anthropic.NotFoundError)
+
+
+def error_message(error: BaseException) -> str:
+    """The API's own message for a failed call, else its HTTP status."""
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    status = getattr(error, "status_code", None)
+    return f"HTTP {status}" if status is not None else str(error) or type(error).__name__
+
+
+def error_type(error: BaseException, default: str = "invalid_request_error") -> str:
+    """The API's error type for a failed call (e.g. invalid_request_error)."""
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict) and inner.get("type"):
+            return str(inner["type"])
+    return str(getattr(error, "type", None) or default)

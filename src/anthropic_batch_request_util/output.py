@@ -16,25 +16,32 @@ from typing import IO, Any
 
 import orjson
 
-from . import chunks as chunk_store
-from . import jobs as job_store
-from . import result_lines
-from .store import Store
+from .store import Store, result_lines
+from .store import chunks as chunk_rows
+from .store import jobs as job_rows
 
-__all__ = ["batch_record", "export_csv", "records_path", "results_path", "write_outputs"]
+__all__ = [
+    "batch_record",
+    "export_csv",
+    "iso",
+    "records_path",
+    "results_path",
+    "write_outputs",
+    "write_record",
+]
 
 CSV_FIELDS = ("custom_id", "status", "text", "error_type", "error_message", "attempts", "batch_id")
 
 
-def results_path(job: job_store.Job) -> Path:
+def results_path(job: job_rows.Job) -> Path:
     return _subdir(job, "results") / f"{job.id}.jsonl"
 
 
-def records_path(job: job_store.Job) -> Path:
+def records_path(job: job_rows.Job) -> Path:
     return _subdir(job, "requests") / f"{job.id}.json"
 
 
-def _subdir(job: job_store.Job, name: str) -> Path:
+def _subdir(job: job_rows.Job, name: str) -> Path:
     subdirs = job.settings.get("storage", {}).get("subdirs", {})
     default = {"results": "results", "requests": "batch_records", "logs": "logs"}[name]
     return Path(job.output_dir) / str(subdirs.get(name, default))
@@ -46,7 +53,7 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
-def write_outputs(store: Store, job: job_store.Job) -> None:
+def write_outputs(store: Store, job: job_rows.Job) -> None:
     """Write the results file and the batch record of a job."""
     with store.begin() as conn:
         _atomic_write(
@@ -56,7 +63,7 @@ def write_outputs(store: Store, job: job_store.Job) -> None:
     write_record(store, job)
 
 
-def write_record(store: Store, job: job_store.Job) -> None:
+def write_record(store: Store, job: job_rows.Job) -> None:
     record = batch_record(store, job)
     _atomic_write(
         records_path(job),
@@ -76,12 +83,12 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
-def batch_record(store: Store, job: job_store.Job) -> dict[str, Any]:
+def batch_record(store: Store, job: job_rows.Job) -> dict[str, Any]:
     """The job as a plain dict: input, settings, counts, usage and every chunk."""
     with store.begin() as conn:
-        tally = job_store.job_tally(conn, job.pk)
+        tally = job_rows.job_tally(conn, job.pk)
         counts, usage, cost = tally.counts, tally.usage, tally.cost_usd
-        found = chunk_store.job_chunks(conn, job.pk)
+        found = chunk_rows.job_chunks(conn, job.pk)
     return {
         "job_id": job.id,
         "status": job.status.value,
@@ -105,7 +112,7 @@ def batch_record(store: Store, job: job_store.Job) -> dict[str, Any]:
     }
 
 
-def _chunk_record(chunk: chunk_store.Chunk) -> dict[str, Any]:
+def _chunk_record(chunk: chunk_rows.Chunk) -> dict[str, Any]:
     return {
         "seq": chunk.seq,
         "round": chunk.round,
@@ -120,7 +127,7 @@ def _chunk_record(chunk: chunk_store.Chunk) -> dict[str, Any]:
     }
 
 
-def export_csv(store: Store, job: job_store.Job, handle: IO[str]) -> int:
+def export_csv(store: Store, job: job_rows.Job, handle: IO[str]) -> int:
     """Write a job's results as CSV (one row per request, input order); returns rows."""
     writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
     writer.writeheader()

@@ -1,6 +1,6 @@
-"""Request bodies kept as segments (bodies.py), on a real SQLite store: what is sent for a
-chunk is exactly what the input asked, for first-round chunks, retry chunks and stores
-written before segments existed."""
+"""Request bodies kept as segments (store/bodies.py), on a real SQLite store: what is sent
+for a chunk is exactly what the input asked, for first-round chunks and retry chunks.
+(Stores written before segments existed: test_migrations.py.)"""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from anthropic_batch_request_util import bodies
-from anthropic_batch_request_util.chunking import ChunkCutter, batch_body
 from anthropic_batch_request_util.config import load_settings
-from anthropic_batch_request_util.ingest import ingest, request_defaults
-from anthropic_batch_request_util.inputs import read_requests
-from anthropic_batch_request_util.results import cut_into_chunks
-from anthropic_batch_request_util.store import Store, chunks, requests
+from anthropic_batch_request_util.engine.ingest import ingest
+from anthropic_batch_request_util.engine.retry import cut_into_chunks
+from anthropic_batch_request_util.inputs import read_requests, request_defaults
+from anthropic_batch_request_util.inputs.chunking import batch_body
+from anthropic_batch_request_util.store import Store, bodies
+from anthropic_batch_request_util.store.schema import chunks, requests
 
 from .helpers import write_original
 
@@ -68,7 +68,6 @@ def test_a_chunk_sends_exactly_its_requests_even_across_segments(
     with store.begin() as conn:
         segments = conn.execute(sa.text("SELECT count(*) FROM bodies")).scalar_one()
         assert segments > len(sent)
-        assert set(conn.execute(sa.select(sa.func.length(requests.c.body))).scalars()) == {0}
     store.close()
 
 
@@ -82,7 +81,7 @@ def test_a_retry_chunk_gathers_its_bodies_from_the_segments(
     # When scattered requests are cut into a new chunk, as retries are
     with store.begin() as conn:
         sizes = bodies.body_sizes(conn, job_pk, retried)
-        (new_chunk,) = cut_into_chunks(conn, job_pk, 2, sizes, ChunkCutter(100, 1 << 20))
+        (new_chunk,) = cut_into_chunks(conn, job_pk, 2, sizes, load_settings())
         body = bodies.chunk_body(conn, new_chunk, len(retried))
         found = dict(bodies.iter_bodies(conn, job_pk, retried))
 
@@ -99,31 +98,4 @@ def test_a_missing_body_is_an_error_not_a_wrong_body(tmp_path: Path) -> None:
     store, job_pk, _ = _setup(tmp_path, 5, chunk_size=10)
     with store.begin() as conn, pytest.raises(LookupError, match="request 7"):
         list(bodies.iter_bodies(conn, job_pk, [7]))
-    store.close()
-
-
-def test_a_store_with_bodies_in_request_rows_is_migrated(tmp_path: Path) -> None:
-    store, job_pk, expected = _setup(tmp_path, 25, chunk_size=10)
-    before = _chunk_bodies(store, job_pk)
-
-    # Given a store as it was before segments: bodies in the request rows, no bodies table
-    with store.begin() as conn:
-        conn.execute(sa.text("DROP TABLE bodies"))
-        conn.execute(sa.text("DROP TABLE result_lines"))
-        conn.execute(sa.text("DELETE FROM schema_migrations WHERE name = '0005_segments'"))
-        for idx, body in expected.items():
-            conn.execute(
-                sa.update(requests)
-                .where(requests.c.job_pk == job_pk, requests.c.idx == idx)
-                .values(body=body)
-            )
-    store.close()
-
-    # When it is opened again
-    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-
-    # Then every chunk sends the same bytes, and the rows no longer hold bodies
-    assert _chunk_bodies(store, job_pk) == before
-    with store.begin() as conn:
-        assert set(conn.execute(sa.select(sa.func.length(requests.c.body))).scalars()) == {0}
     store.close()

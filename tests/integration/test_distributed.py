@@ -22,7 +22,7 @@ import redis
 import sqlalchemy as sa
 
 from anthropic_batch_request_util.emulator import Emulator, EmulatorConfig
-from anthropic_batch_request_util.worker import READY_LINE
+from anthropic_batch_request_util.engine.worker import READY_LINE
 
 from .helpers import abr_command, abr_env, read_results, run_abr, summary, write_original
 

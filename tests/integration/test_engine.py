@@ -8,22 +8,26 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from anthropic_batch_request_util import chunks as chunk_store
-from anthropic_batch_request_util import engine
 from anthropic_batch_request_util.config import load_settings
 from anthropic_batch_request_util.emulator import Emulator
-from anthropic_batch_request_util.engine import Action, Runtime, Step
-from anthropic_batch_request_util.ingest import ingest
-from anthropic_batch_request_util.store import ChunkStatus, JobStatus, Store, chunks, jobs
-from anthropic_batch_request_util.tasks import client_factory
+from anthropic_batch_request_util.engine import fetch as engine_fetch
+from anthropic_batch_request_util.engine import finalize as engine_finalize
+from anthropic_batch_request_util.engine import poll as engine_poll
+from anthropic_batch_request_util.engine import submit as engine
+from anthropic_batch_request_util.engine.ingest import ingest
+from anthropic_batch_request_util.engine.runtime import Action, Runtime, Step
+from anthropic_batch_request_util.engine.tasks import client_factory
+from anthropic_batch_request_util.store import ChunkStatus, JobStatus, Store
+from anthropic_batch_request_util.store import chunks as chunk_store
+from anthropic_batch_request_util.store.schema import chunks, jobs
 
 from .helpers import write_original
 
 STEPS = {
     Step.SUBMIT: engine.submit_chunk,
-    Step.POLL: engine.poll_batch,
-    Step.FETCH: engine.fetch_results,
-    Step.FINALIZE: engine.finalize_job,
+    Step.POLL: engine_poll.poll_batch,
+    Step.FETCH: engine_fetch.fetch_results,
+    Step.FINALIZE: engine_finalize.finalize_job,
 }
 
 

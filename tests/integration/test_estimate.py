@@ -20,9 +20,17 @@ import httpx2
 import orjson
 import pytest
 
-from anthropic_batch_request_util import estimate as estimate_module
 from anthropic_batch_request_util.api import make_client
 from anthropic_batch_request_util.config import Settings, load_settings
+from anthropic_batch_request_util.cost import estimate as estimate_module
+from anthropic_batch_request_util.cost.estimate import (
+    COUNT_TOKENS_PARAMS,
+    Estimate,
+    TokenBucket,
+    approximate_input_tokens,
+    estimate,
+)
+from anthropic_batch_request_util.cost.pricing import load_price_table
 from anthropic_batch_request_util.emulator import Emulator
 from anthropic_batch_request_util.errors import (
     ApiError,
@@ -31,14 +39,6 @@ from anthropic_batch_request_util.errors import (
     SettingsError,
     UsageError,
 )
-from anthropic_batch_request_util.estimate import (
-    COUNT_TOKENS_PARAMS,
-    Estimate,
-    TokenBucket,
-    approximate_input_tokens,
-    estimate,
-)
-from anthropic_batch_request_util.pricing import load_price_table
 
 from ..conftest import TEST_API_KEY
 

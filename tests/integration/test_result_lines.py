@@ -10,10 +10,11 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from anthropic_batch_request_util import result_lines
 from anthropic_batch_request_util.config import load_settings
-from anthropic_batch_request_util.ingest import ingest
-from anthropic_batch_request_util.store import Store, chunks, store_outputs
+from anthropic_batch_request_util.engine.ingest import ingest
+from anthropic_batch_request_util.store import Store, result_lines
+from anthropic_batch_request_util.store.requests import store_outputs
+from anthropic_batch_request_util.store.schema import chunks
 
 from .helpers import write_original
 

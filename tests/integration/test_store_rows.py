@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from anthropic_batch_request_util import store as store_module
-from anthropic_batch_request_util.store import Store, insert_rows, requests, update_rows
+from anthropic_batch_request_util.store import Store
+from anthropic_batch_request_util.store import sql as store_module
+from anthropic_batch_request_util.store.schema import requests
+from anthropic_batch_request_util.store.sql import insert_rows, update_rows
 
 ROWS = [
     (1, 0, "plain", 7),
@@ -23,7 +25,7 @@ UPDATES = [
     ("errored", "overloaded_error", 0, 0, 0, 0, None, 2, 1, 1, 7),
     ("retry", "api_error", 5, 6, 7, 8, 1e-12, 3, 1, 2, 999),  # wrong chunk: no change
 ]
-NEW = {"body": b"", "status": "queued", "attempts": 0, "input_tokens": 0, "output_tokens": 0}
+NEW = {"status": "queued", "attempts": 0, "input_tokens": 0, "output_tokens": 0}
 NEW |= {"cache_creation_tokens": 0, "cache_read_tokens": 0}
 COLUMNS = (
     "status",
@@ -51,7 +53,7 @@ def _written(tmp_path: Path, name: str) -> list[Any]:
         update_rows(conn, "requests", COLUMNS, ("job_pk", "idx", "chunk_id"), [])
     with store.begin() as conn:
         rows = conn.execute(
-            sa.select(requests.c.job_pk, requests.c.idx, requests.c.custom_id, requests.c.body)
+            sa.select(requests.c.job_pk, requests.c.idx, requests.c.custom_id, requests.c.chunk_id)
             .add_columns(*(requests.c[c] for c in COLUMNS))
             .order_by(requests.c.job_pk, requests.c.idx)
         ).all()
@@ -71,4 +73,4 @@ def test_rows_as_one_json_statement_match_row_by_row(
     assert together[0][4:] == ("succeeded", None, 12, 2**40, 0, 3, 0.000123456789, 1)
     assert together[1][4:6] == ("errored", "overloaded_error")
     assert together[2][4] == "queued", "a key that matches no row changes nothing"
-    assert {row[3] for row in together} == {b""}
+    assert [row[3] for row in together] == [row[3] for row in ROWS]

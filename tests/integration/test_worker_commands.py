@@ -12,8 +12,8 @@ import pytest
 import redis
 import yaml
 
-from anthropic_batch_request_util.chunks import pid_alive
 from anthropic_batch_request_util.config import ENV_VARS
+from anthropic_batch_request_util.store.locks import pid_alive
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,7 +89,7 @@ def test_compose_file_refers_to_commands_and_settings_that_exist() -> None:
     for service in services.values():
         assert _abr_env_names(service.get("environment")) <= set(ENV_VARS)
     flower = services["flower"]["command"]
-    assert "anthropic_batch_request_util.tasks:app" in flower
+    assert "anthropic_batch_request_util.engine.tasks:app" in flower
     assert (REPO / "Dockerfile").exists()
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from anthropic_batch_request_util.chunking import (
+from anthropic_batch_request_util.inputs import RequestDefaults, read_requests
+from anthropic_batch_request_util.inputs.chunking import (
     API_MAX_BYTES,
     API_MAX_REQUESTS,
     ENVELOPE_BYTES,
@@ -17,7 +18,6 @@ from anthropic_batch_request_util.chunking import (
     effective_limits,
     largest_request,
 )
-from anthropic_batch_request_util.inputs import RequestDefaults, read_requests
 
 
 def cut(cutter: ChunkCutter, bodies: list[bytes]) -> list[list[bytes]]:

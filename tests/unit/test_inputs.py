@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from anthropic_batch_request_util import inputs
+from anthropic_batch_request_util.inputs import checks, reader
 from anthropic_batch_request_util.errors import InputError, UsageError
 from anthropic_batch_request_util.inputs import (
     CUSTOM_ID_PATTERN,
@@ -341,7 +341,7 @@ def test_invalid_json_far_into_a_file_is_located_exactly(tmp_path: Path) -> None
     # Given an error well past the first read, after the conversations (which come first)
     conversations = b",".join([orjson.dumps([USER])] * 5000)
     text = b'{"messages_list": [' + conversations + b'], "custom_id_prefix": tru}'
-    assert len(text) > 2 * inputs.READ_BYTES
+    assert len(text) > 2 * checks.READ_BYTES
 
     # When it is read
     got, problems = read_all(write(tmp_path / "batch.json", text))
@@ -611,7 +611,7 @@ def test_format_without_a_known_suffix_is_sniffed(
 def test_a_first_line_too_long_to_load_is_told_by_its_first_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(inputs, "SNIFF_BYTES", 16)
+    monkeypatch.setattr(reader, "SNIFF_BYTES", 16)
     line = '{"custom_id": "a", "params": {"messages": []}}\n'
     original = '{"custom_id_prefix": "a", "messages_list": []}'
 

@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from anthropic_batch_request_util import pricing
-from anthropic_batch_request_util.errors import SettingsError
-from anthropic_batch_request_util.pricing import (
+from anthropic_batch_request_util.cost import pricing
+from anthropic_batch_request_util.cost.pricing import (
     PRICE_FIELDS,
     ModelPrice,
     PriceTable,
@@ -24,6 +23,7 @@ from anthropic_batch_request_util.pricing import (
     format_usd,
     load_price_table,
 )
+from anthropic_batch_request_util.errors import SettingsError
 
 TOLERANCE = 1e-9  #: USD; the brief's bar, though most figures below are exact
 MTOK = 1_000_000  #: tokens per priced unit
@@ -44,6 +44,7 @@ def test_public_names_are_pinned() -> None:
         "cost_usd",
         "format_usd",
         "load_price_table",
+        "price_table_for",
     ]
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Settings
-from .errors import UsageError
+from ..config import Settings
+from ..errors import UsageError
+from ..store import JobStatus, RequestStatus
+from ..store.jobs import Snapshot
 from .pricing import format_usd, price_table_for
-from .runner import Snapshot
-from .store import JobStatus, RequestStatus
 
 __all__ = ["Budget", "check_before_launch"]
 

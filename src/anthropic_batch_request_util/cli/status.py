@@ -16,20 +16,19 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .runner import Snapshot, snapshot
-from .store import FINAL_REQUEST_STATUSES, JobStatus, Store
+from ..store import ENDED_JOB_STATUSES, FINAL_REQUEST_STATUSES, Store
+from ..store.jobs import Snapshot, snapshot
 
 __all__ = ["eta_seconds", "status_dict", "status_lines", "status_view", "watch"]
 
 WATCH_INTERVAL_S = 1.0  #: seconds between two refreshes of `abr status --watch`
-ENDED = (JobStatus.FINISHED, JobStatus.FAILED)
 
 
 def eta_seconds(current: Snapshot) -> float | None:
     """Seconds left at the throughput observed so far (None before anything is done)."""
     done, total = current.counts.final, current.job.total_requests
     elapsed = current.taken_at - current.job.created_at
-    if done == 0 or elapsed <= 0 or current.job.status in ENDED:
+    if done == 0 or elapsed <= 0 or current.job.status in ENDED_JOB_STATUSES:
         return None
     return (total - done) / (done / elapsed)
 
@@ -157,7 +156,7 @@ def watch(
             store, job_pk, current, as_json=as_json, console=console, interval=interval
         )
     with Live(status_view(current), console=console, refresh_per_second=4) as live:
-        while current.job.status not in ENDED:
+        while current.job.status not in ENDED_JOB_STATUSES:
             time.sleep(interval)
             current = snapshot(store, job_pk)
             live.update(status_view(current))
@@ -179,7 +178,7 @@ def _watch_plain(
         if line != last:
             print(line, flush=True)
             last = line
-        if current.job.status in ENDED:
+        if current.job.status in ENDED_JOB_STATUSES:
             return current
         time.sleep(interval)
         current = snapshot(store, job_pk)

@@ -16,12 +16,15 @@ import anthropic
 from celery import Celery
 from celery.utils.timer2 import Timer
 
-from . import engine
-from .api import make_client
-from .config import Settings, database_url, load_api_key, load_settings
-from .engine import Action, Runtime, Step
-from .errors import MissingApiKeyError
-from .store import Store
+from ..api import make_client
+from ..config import Settings, database_url, load_api_key, load_settings
+from ..errors import MissingApiKeyError
+from ..store import Store
+from .fetch import fetch_results
+from .finalize import finalize_job
+from .poll import poll_batch
+from .runtime import Action, Runtime, Step
+from .submit import submit_chunk
 
 __all__ = ["app", "configure", "embedded_worker", "enqueue"]
 
@@ -117,10 +120,10 @@ def _make_task(step: Step, function: Callable[[Runtime, int], list[Action]]) -> 
 
 
 TASKS: dict[Step, Any] = {
-    Step.SUBMIT: _make_task(Step.SUBMIT, engine.submit_chunk),
-    Step.POLL: _make_task(Step.POLL, engine.poll_batch),
-    Step.FETCH: _make_task(Step.FETCH, engine.fetch_results),
-    Step.FINALIZE: _make_task(Step.FINALIZE, engine.finalize_job),
+    Step.SUBMIT: _make_task(Step.SUBMIT, submit_chunk),
+    Step.POLL: _make_task(Step.POLL, poll_batch),
+    Step.FETCH: _make_task(Step.FETCH, fetch_results),
+    Step.FINALIZE: _make_task(Step.FINALIZE, finalize_job),
 }
 
 

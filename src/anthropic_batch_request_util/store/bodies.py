@@ -13,15 +13,13 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy.engine import Connection
+from ..inputs.chunking import batch_body
+from .db import Connection
+from .segments import SEGMENT_MAX_BYTES, pack, span, unpack_uint32s
+from .sql import executemany, first_row, stream_rows
 
-from .chunking import batch_body
-from .segments import pack, span, unpack_uint32s
-from .store import executemany, first_row, stream_rows
+__all__ = ["SegmentWriter", "body_sizes", "chunk_body", "iter_bodies"]
 
-__all__ = ["SEGMENT_MAX_BYTES", "SegmentWriter", "body_sizes", "chunk_body", "iter_bodies"]
-
-SEGMENT_MAX_BYTES = 1 << 20  #: bytes of bodies in one segment, at most (one body may exceed)
 _INSERT = (
     "INSERT INTO bodies (job_pk, first_idx, chunk_id, request_count, data, ends)"
     " VALUES (?, ?, ?, ?, ?, ?)"

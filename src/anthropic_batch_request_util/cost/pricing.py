@@ -48,7 +48,7 @@ from typing import Any, Final
 
 import yaml
 
-from .errors import SettingsError
+from ..errors import SettingsError
 
 __all__ = [
     "PRICE_FIELDS",
@@ -59,6 +59,7 @@ __all__ = [
     "cost_usd",
     "format_usd",
     "load_price_table",
+    "price_table_for",
 ]
 
 PACKAGE = "anthropic_batch_request_util"

@@ -39,11 +39,10 @@ from typing import Any, Final
 import anthropic
 import orjson
 
-from .api import make_client
-from .config import Settings, load_api_key
-from .errors import ApiError, MissingApiKeyError, UsageError
-from .ingest import request_defaults
-from .inputs import RequestDefaults, read_requests
+from ..api import make_client
+from ..config import Settings, load_api_key
+from ..errors import ApiError, MissingApiKeyError, UsageError
+from ..inputs import RequestDefaults, read_requests, request_defaults
 from .pricing import PriceTable, TokenCounts, UsageTotals, cost_usd, load_price_table
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Chunk state in the store: leases with fencing tokens and guarded transitions.
+"""Chunk rows: cutting new chunks, leases with fencing tokens, guarded transitions, and the
+store's side of the exactly-once create (the submit turn).
 
 A worker acts on a chunk only while it holds the chunk's lease. Taking the lease bumps
 `lease_token`; every later write of that worker carries the token in its WHERE clause, so a
@@ -7,8 +8,6 @@ worker whose lease was taken over (a redelivered task, a paused process) writes 
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,21 +15,38 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from .store import (
-    LEASE_S,
-    ChunkStatus,
-    Store,
-    chunks,
-    heartbeat,
-    locks,
-    now,
-    row_dict,
-    stream_rows,
-)
+from . import locks
+from .db import Connection, Store, now, row_dict
+from .schema import ChunkStatus, chunks, jobs
 
-__all__ = ["Chunk", "Lease", "claim", "get_chunk", "release", "transition"]
+__all__ = [
+    "SUBMIT_LOCK",
+    "BatchTakenError",
+    "Chunk",
+    "Lease",
+    "add_chunk",
+    "claim",
+    "end_create_turn",
+    "get_chunk",
+    "job_chunks",
+    "leased",
+    "next_pending",
+    "record_batch",
+    "recorded_batch_ids",
+    "release",
+    "renew_create_turn",
+    "set_size",
+    "take_create_turn",
+    "transition",
+    "update_fenced",
+]
+
+SUBMIT_LOCK = "submit"  #: the store-wide lock held around every batch create
+
+
+class BatchTakenError(Exception):
+    """The batch id is recorded for another chunk already."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +69,6 @@ class Chunk:
     status: ChunkStatus
     request_count: int
     body_bytes: int
-    fingerprint: str
     batch_id: str | None
     intent_at: float | None
     submitted_at: float | None
@@ -101,7 +116,7 @@ def claim(
     chunk_id: int,
     owner: str,
     statuses: Sequence[ChunkStatus],
-    lease_s: float = LEASE_S,
+    lease_s: float = locks.LEASE_S,
 ) -> Lease | None:
     """Take the chunk's lease if it is in one of `statuses` and nobody else holds it."""
     t = now()
@@ -126,60 +141,6 @@ def claim(
     return None if token is None else Lease(chunk_id, int(token), owner)
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether process `pid` of this machine still runs (a zombie does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def _dead_here(owner: str | None, prefix: str) -> bool:
-    """Whether `owner` ("host:pid:thread") names a process of this host that is gone."""
-    if not owner or not owner.startswith(prefix):
-        return False
-    pid = owner.removeprefix(prefix).split(":", 1)[0]
-    return pid.isdigit() and not pid_alive(int(pid))
-
-
-def reap_dead_leases(store: Store) -> int:
-    """Free chunk leases and store locks held by processes of this host that no longer
-    exist (a killed run or worker), so nobody waits for them to expire. Returns how many."""
-    prefix = f"{socket.gethostname()}:"
-    t = now()
-    freed = 0
-    with store.begin() as conn:
-        held = conn.execute(
-            sa.select(chunks.c.id, chunks.c.lease_owner, chunks.c.lease_token).where(
-                chunks.c.lease_owner.startswith(prefix), chunks.c.lease_expires_at > t
-            )
-        ).all()
-        for chunk_id, owner, token in held:
-            if _dead_here(owner, prefix):
-                freed += conn.execute(
-                    sa.update(chunks)
-                    .where(chunks.c.id == chunk_id, chunks.c.lease_token == token)
-                    .values(lease_owner=None, lease_expires_at=None)
-                ).rowcount
-        for name, owner, token in conn.execute(
-            sa.select(locks.c.name, locks.c.owner, locks.c.token).where(locks.c.expires_at > t)
-        ).all():
-            if _dead_here(owner, prefix):
-                freed += conn.execute(
-                    sa.update(locks)
-                    .where(locks.c.name == name, locks.c.token == token)
-                    .values(owner=None, expires_at=None)
-                ).rowcount
-    return freed
-
-
 @contextmanager
 def leased(
     store: Store, chunk_id: int, owner: str, statuses: Sequence[ChunkStatus]
@@ -191,7 +152,7 @@ def leased(
         yield None
         return
     try:
-        with heartbeat(lambda: renew(store, lease)):
+        with locks.heartbeat(lambda: renew(store, lease)):
             yield lease
     finally:
         release(store, lease)
@@ -200,7 +161,7 @@ def leased(
 def renew(store: Store, lease: Lease) -> bool:
     """Push the lease's expiry out, if it is still ours."""
     with store.begin() as conn:
-        return update_fenced(conn, lease, lease_expires_at=now() + LEASE_S)
+        return update_fenced(conn, lease, lease_expires_at=now() + locks.LEASE_S)
 
 
 def release(store: Store, lease: Lease) -> None:
@@ -243,12 +204,6 @@ def update_fenced(conn: Connection, lease: Lease, **values: Any) -> bool:
     return result.rowcount == 1
 
 
-def members(conn: Connection, chunk_id: int) -> dict[str, tuple[int, int]]:
-    """custom_id -> (input index, answered attempts before this chunk's) for its requests."""
-    sql = "SELECT custom_id, idx, attempts FROM requests WHERE chunk_id = ?"
-    return {cid: (idx, n) for cid, idx, n in stream_rows(conn, sql, (chunk_id,))}
-
-
 def recorded_batch_ids(conn: Connection, batch_ids: Iterable[str]) -> set[str]:
     """Which of `batch_ids` some chunk already owns."""
     ids = list(batch_ids)
@@ -256,3 +211,96 @@ def recorded_batch_ids(conn: Connection, batch_ids: Iterable[str]) -> set[str]:
         return set()
     stmt = sa.select(chunks.c.batch_id).where(chunks.c.batch_id.in_(ids))
     return {str(value) for value in conn.execute(stmt).scalars()}
+
+
+def next_seq(conn: Connection, job_pk: int) -> int:
+    """The job's next chunk number; the row update serializes concurrent callers."""
+    stmt = (
+        sa.update(jobs)
+        .where(jobs.c.pk == job_pk)
+        .values(next_chunk_seq=jobs.c.next_chunk_seq + 1)
+        .returning(jobs.c.next_chunk_seq)
+    )
+    return int(conn.execute(stmt).scalar_one()) - 1
+
+
+def add_chunk(
+    conn: Connection, job_pk: int, round_: int, request_count: int = 0, body_bytes: int = 0
+) -> int:
+    """A new pending chunk of round `round_` (1 for ingest, 2.. for retries), numbered
+    next in its job; its id. Its requests are assigned to it by requests.assign (or at
+    ingest, as they are added)."""
+    stmt = chunks.insert().values(
+        job_pk=job_pk,
+        seq=next_seq(conn, job_pk),
+        round=round_,
+        status=ChunkStatus.PENDING,
+        request_count=request_count,
+        body_bytes=body_bytes,
+        lease_token=0,
+        fetch_attempts=0,
+        updated_at=now(),
+    )
+    return int(conn.execute(stmt.returning(chunks.c.id)).scalar_one())
+
+
+def set_size(conn: Connection, chunk_id: int, request_count: int, body_bytes: int) -> None:
+    """What a chunk holds, once ingest has put its last request in it."""
+    conn.execute(
+        sa.update(chunks)
+        .where(chunks.c.id == chunk_id)
+        .values(request_count=request_count, body_bytes=body_bytes)
+    )
+
+
+def take_create_turn(store: Store, lease: Lease, *, first: bool) -> int | None:
+    """Take the store-wide submit lock (one create at a time per store); for a chunk never
+    sent before (`first`), write its submit intent in the same transaction. The lock's
+    token, or None when another create holds it."""
+    with store.begin() as conn:
+        token = locks.acquire(conn, SUBMIT_LOCK, lease.owner)
+        if token is not None and first:
+            transition(conn, lease, ChunkStatus.PENDING, ChunkStatus.SUBMITTING, intent_at=now())
+    return token
+
+
+def renew_create_turn(store: Store, token: int) -> None:
+    locks.renew(store, SUBMIT_LOCK, token)
+
+
+def end_create_turn(store: Store, token: int) -> None:
+    """Give the submit lock back without recording a batch."""
+    with store.begin() as conn:
+        locks.release(conn, SUBMIT_LOCK, token)
+
+
+def record_batch(
+    store: Store,
+    lease: Lease,
+    token: int,
+    *,
+    batch_id: str,
+    created_at: float,
+    processing_status: str,
+    poll_interval: float,
+) -> bool:
+    """SUBMITTING -> SUBMITTED with the batch id, and the submit lock given back, in one
+    transaction: the next create may start exactly when this batch is on record. Whether
+    the lease was still ours. Raises `BatchTakenError` when another chunk owns the batch."""
+    try:
+        with store.begin() as conn:
+            won = transition(
+                conn,
+                lease,
+                ChunkStatus.SUBMITTING,
+                ChunkStatus.SUBMITTED,
+                batch_id=batch_id,
+                submitted_at=created_at,
+                processing_status=processing_status,
+                poll_interval=poll_interval,
+                next_poll_at=now() + poll_interval,
+            )
+            locks.release(conn, SUBMIT_LOCK, token)
+    except sa.exc.IntegrityError as error:
+        raise BatchTakenError(batch_id) from error
+    return won

@@ -25,8 +25,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from . import render, runner
-from .config import (
+from ..config import (
     Settings,
     load_api_key,
     load_settings,
@@ -34,8 +33,10 @@ from .config import (
     settings_to_dict,
     write_starter_files,
 )
-from .errors import AbrError, BudgetExceededError, UsageError
-from .memory import give_back_large_buffers
+from ..engine import runner
+from ..engine.memory import give_back_large_buffers
+from ..errors import AbrError, BudgetExceededError, UsageError
+from . import render
 
 app = typer.Typer(
     help=__doc__,
@@ -132,8 +133,8 @@ def estimate(
     as_json: JsonOpt = False,
 ) -> None:
     """Count tokens and give a cost range before anything is submitted."""
-    from . import estimate as estimating
-    from .pricing import price_table_for
+    from ..cost import estimate as estimating
+    from ..cost.pricing import price_table_for
 
     with _user_errors():
         if concurrency < 1 or rate <= 0:
@@ -207,7 +208,7 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Show where a job stands: requests by status, errors, chunks, ETA and cost."""
-    from . import views
+    from . import status as views
 
     with _user_errors(), runner.open_store(_settings(config, output), create=False) as store:
         current = render.find_snapshot(store, job)
@@ -286,7 +287,7 @@ def worker_start(
     output: OutputOpt = None,
 ) -> None:
     """Start a worker in the background (logs to <logs>/celery.log)."""
-    from . import worker
+    from ..engine import worker
 
     with _user_errors():
         settings = _worker_settings(config, output)
@@ -305,7 +306,7 @@ def worker_debug(
     output: OutputOpt = None,
 ) -> None:
     """Run a worker in the foreground with console output (Ctrl-C stops it)."""
-    from . import worker
+    from ..engine import worker
 
     with _user_errors():
         settings = _worker_settings(config, output)
@@ -316,7 +317,7 @@ def worker_debug(
 @worker_app.command("stop")
 def worker_stop(config: ConfigOpt = None, output: OutputOpt = None) -> None:
     """Stop the background workers started from here (running steps finish first)."""
-    from . import worker
+    from ..engine import worker
 
     with _user_errors():
         stopped = worker.stop_workers(_settings(config, output))
@@ -332,7 +333,7 @@ def worker_stop(config: ConfigOpt = None, output: OutputOpt = None) -> None:
 )
 def emulator(ctx: typer.Context) -> None:
     """Serve the built-in Anthropic API emulator (see `abr emulator --help`)."""
-    from .emulator.__main__ import main as emulator_main
+    from ..emulator.__main__ import main as emulator_main
 
     raise typer.Exit(emulator_main(list(ctx.args)))
 

@@ -10,8 +10,12 @@ memory stays flat however many requests pass through.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from .limits import API_MAX_BYTES, API_MAX_REQUESTS
+from ..limits import API_MAX_BYTES, API_MAX_REQUESTS
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 __all__ = [
     "API_MAX_BYTES",
@@ -19,6 +23,7 @@ __all__ = [
     "ENVELOPE_BYTES",
     "ChunkCutter",
     "batch_body",
+    "chunk_limits",
     "effective_limits",
     "largest_request",
 ]
@@ -43,6 +48,12 @@ def effective_limits(max_size: int, chunk_size: int, max_payload_size: int) -> t
         if value < 1:
             raise ValueError(f"{name} must be positive, not {value}")
     return min(chunk_size, max_size, API_MAX_REQUESTS), min(max_payload_size, API_MAX_BYTES)
+
+
+def chunk_limits(settings: Settings) -> tuple[int, int]:
+    """The (requests, body bytes) one chunk may hold under these settings."""
+    batch = settings.batch
+    return effective_limits(batch.max_size, batch.chunk_size, settings.api.max_payload_size)
 
 
 def largest_request(max_bytes: int) -> int:

@@ -1,29 +1,57 @@
-"""Job-level reads and writes of the store: find, publish, count, summarize, export."""
+"""Job rows: create, publish, find, move through their statuses; and what a job looks like
+at one moment (its tally of requests, and the `Snapshot` every view renders)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from .errors import JobNotFoundError
-from .store import (
+from ..errors import JobNotFoundError
+from . import chunks as chunk_rows
+from .db import Connection, Store, now, row_dict
+from .schema import (
     ACTIVE_CHUNK_STATUSES,
     ACTIVE_JOB_STATUSES,
     FINAL_REQUEST_STATUSES,
+    ChunkStatus,
     JobStatus,
     RequestStatus,
+    attempts,
     chunks,
     jobs,
-    now,
     requests,
-    row_dict,
 )
 
-__all__ = ["Job", "JobCounts", "Tally", "Usage", "find_job", "get_job", "job_counts", "job_tally"]
+__all__ = [
+    "MIN_PREFIX",
+    "Job",
+    "JobCounts",
+    "Snapshot",
+    "Tally",
+    "Usage",
+    "active_chunk_count",
+    "active_job_pks",
+    "add_job",
+    "attempt_history",
+    "error_counts",
+    "fail_job",
+    "find_job",
+    "get_job",
+    "get_job_by_pk",
+    "job_status",
+    "job_tally",
+    "latest_job",
+    "list_jobs",
+    "publish_job",
+    "set_status",
+    "snapshot",
+    "unfinished_count",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +185,60 @@ def set_status(
     return conn.execute(stmt.values(**values)).rowcount == 1
 
 
-def fail_job(conn: Connection, job_pk: int, message: str) -> None:
+def fail_job(conn: Connection, job_pk: int, message: str) -> bool:
+    """Stop an active job with a message for the user; whether it was active."""
+    stmt = (
+        sa.update(jobs)
+        .where(jobs.c.pk == job_pk, jobs.c.status.in_(list(ACTIVE_JOB_STATUSES)))
+        .values(status=JobStatus.FAILED, error=message, updated_at=now())
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def job_status(store: Store, job_pk: int) -> JobStatus:
+    """The job's status alone (one row)."""
+    with store.begin() as conn:
+        found = conn.execute(sa.select(jobs.c.status).where(jobs.c.pk == job_pk)).scalar()
+    if found is None:
+        raise JobNotFoundError(str(job_pk))
+    return JobStatus(found)
+
+
+def add_job(
+    conn: Connection,
+    input_path: Path,
+    input_format: str,
+    settings: dict[str, Any],
+    output_dir: Path,
+) -> int:
+    """A new job row, still ingesting (invisible to workers and lists); its pk."""
+    t = now()
+    stmt = jobs.insert().values(
+        status=JobStatus.INGESTING,
+        input_path=str(input_path.resolve()),
+        input_format=input_format,
+        settings_json=orjson.dumps(settings),
+        total_requests=0,
+        next_chunk_seq=0,
+        output_dir=str(output_dir.resolve()),
+        created_at=t,
+        updated_at=t,
+    )
+    return int(conn.execute(stmt.returning(jobs.c.pk)).scalar_one())
+
+
+def publish_job(conn: Connection, job_pk: int, job_id: str, fingerprint: str, total: int) -> None:
+    """An ingested job gets its id and starts running."""
     conn.execute(
         sa.update(jobs)
         .where(jobs.c.pk == job_pk)
-        .values(status=JobStatus.FAILED, error=message, updated_at=now())
+        .values(
+            id=job_id,
+            fingerprint=fingerprint,
+            status=JobStatus.RUNNING,
+            total_requests=total,
+            updated_at=now(),
+        )
     )
 
 
@@ -210,10 +287,6 @@ def job_tally(conn: Connection, job_pk: int) -> Tally:
     return Tally(JobCounts(by_status), Usage(*tokens), cost, retrying)
 
 
-def job_counts(conn: Connection, job_pk: int) -> JobCounts:
-    return job_tally(conn, job_pk).counts
-
-
 def active_chunk_count(conn: Connection, job_pk: int) -> int:
     stmt = sa.select(sa.func.count()).where(
         chunks.c.job_pk == job_pk, chunks.c.status.in_(list(ACTIVE_CHUNK_STATUSES))
@@ -241,15 +314,49 @@ def error_counts(conn: Connection, job_pk: int) -> dict[str, int]:
     return {str(kind): int(n) for kind, n in conn.execute(stmt)}
 
 
-def duplicate_custom_ids(conn: Connection, job_pk: int, limit: int = 20) -> list[tuple[str, int]]:
-    """custom_ids used more than once in a job, with how often (checked in SQL, not memory)."""
-    c = requests.c
+def attempt_history(conn: Connection, job_pk: int) -> list[dict[str, Any]]:
+    """Every answer the job's requests got, summed by round, outcome and error type."""
     stmt = (
-        sa.select(c.custom_id, sa.func.count())
-        .where(c.job_pk == job_pk)
-        .group_by(c.custom_id)
-        .having(sa.func.count() > 1)
-        .order_by(sa.func.min(c.idx))
-        .limit(limit)
+        sa.select(chunks.c.round, attempts.c.outcome, attempts.c.error_type, sa.func.count())
+        .select_from(attempts.join(chunks, chunks.c.id == attempts.c.chunk_id))
+        .where(chunks.c.job_pk == job_pk)
+        .group_by(chunks.c.round, attempts.c.outcome, attempts.c.error_type)
+        .order_by(chunks.c.round, attempts.c.outcome, attempts.c.error_type)
     )
-    return [(str(cid), int(n)) for cid, n in conn.execute(stmt)]
+    return [
+        {"round": int(r), "outcome": str(o), "error_type": e, "requests": int(n)}
+        for r, o, e, n in conn.execute(stmt)
+    ]
+
+
+@dataclass
+class Snapshot:
+    """The state of a job as the store has it at one moment."""
+
+    job: Job
+    counts: JobCounts
+    usage: Usage
+    chunks: list[chunk_rows.Chunk] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    retrying: int = 0
+    cost_usd: float | None = None
+    taken_at: float = field(default_factory=time.time)
+
+    @property
+    def running_batches(self) -> list[str]:
+        return [c.batch_id for c in self.chunks if c.status == ChunkStatus.SUBMITTED and c.batch_id]
+
+
+def snapshot(store: Store, job_pk: int) -> Snapshot:
+    """One consistent look at a job: its row, tally, chunks and errors."""
+    with store.begin() as conn:
+        tally = job_tally(conn, job_pk)
+        return Snapshot(
+            job=get_job_by_pk(conn, job_pk),
+            counts=tally.counts,
+            usage=tally.usage,
+            chunks=chunk_rows.job_chunks(conn, job_pk),
+            errors=error_counts(conn, job_pk),
+            retrying=tally.retrying,
+            cost_usd=tally.cost_usd,
+        )

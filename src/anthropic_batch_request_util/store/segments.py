@@ -10,7 +10,9 @@ from __future__ import annotations
 from array import array
 from collections.abc import Sequence
 
-__all__ = ["pack", "span", "uint32s", "unpack_uint32s"]
+__all__ = ["SEGMENT_MAX_BYTES", "pack", "span", "uint32s", "unpack_uint32s"]
+
+SEGMENT_MAX_BYTES = 1 << 20  #: bytes of bodies or lines per segment (one item may exceed it)
 
 _LITTLE = array("I", [1]).tobytes()[0] == 1
 

@@ -18,14 +18,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
-from sqlalchemy.engine import Connection
 
-from .segments import pack, span, uint32s, unpack_uint32s
-from .store import executemany, first_row, stream_rows
+from .db import Connection
+from .segments import SEGMENT_MAX_BYTES, pack, span, uint32s, unpack_uint32s
+from .sql import executemany, first_row, stream_rows
 
-__all__ = ["SEGMENT_MAX_BYTES", "iter_blocks", "iter_lines", "store_chunk_lines"]
+__all__ = ["iter_blocks", "iter_lines", "store_chunk_lines"]
 
-SEGMENT_MAX_BYTES = 1 << 20  #: bytes of lines in one segment, at most (one line may exceed)
 BLOCK_LINES = 4096  #: lines per block when a chunk is put together line by line
 _INSERT = (
     "INSERT INTO result_lines (chunk_id, first_idx, job_pk, request_count, idxs, ends, data)"

@@ -15,13 +15,14 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from . import jobs as job_store
-from . import output, result_lines
-from .errors import UsageError
-from .ingest import Ingested
-from .pricing import format_usd
-from .runner import Outcome, Snapshot, snapshot
-from .store import RequestStatus, Store
+from .. import output
+from ..cost.pricing import format_usd
+from ..engine.ingest import Ingested
+from ..engine.runner import Outcome
+from ..errors import UsageError
+from ..store import RequestStatus, Store, result_lines
+from ..store import jobs as job_store
+from ..store.jobs import Snapshot, snapshot
 
 PLAIN_MIN_S = 1.0  #: seconds at least between two plain progress lines
 PLAIN_HEARTBEAT_S = 30.0  #: seconds after which a plain line is printed even if unchanged

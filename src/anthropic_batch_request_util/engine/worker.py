@@ -23,12 +23,12 @@ from typing import Any
 
 from celery import signals
 
-from . import engine, tasks
-from .chunks import pid_alive
-from .config import Settings, logs_dir
-from .errors import UsageError
+from ..config import Settings, logs_dir
+from ..errors import UsageError
+from ..store.locks import pid_alive, try_lock
+from . import tasks
 from .logs import console_logging
-from .store import try_lock
+from .reconcile import reconcile
 
 __all__ = ["WorkerProcess", "list_workers", "run_foreground", "start_background", "stop_workers"]
 
@@ -85,7 +85,7 @@ class _Reconciler:
         if try_lock(
             rt.store, RECONCILE_LOCK, rt.owner, self.settings.celery.reconcile_interval * 0.9
         ):
-            tasks.enqueue(engine.reconcile(rt, self.settings.celery.stale_after))
+            tasks.enqueue(reconcile(rt, self.settings.celery.stale_after))
 
 
 def run_foreground(settings: Settings, *, name: str, concurrency: int, loglevel: str) -> None:

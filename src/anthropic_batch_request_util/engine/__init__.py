@@ -1,0 +1,19 @@
+"""The engine: the steps of a batch job as plain functions over (runtime, id), and what
+drives them.
+
+    ingest     read the input into the store and name the job
+    submit     create a chunk's batch exactly once (the protocol is in its docstring)
+    poll       watch a batch until it ends
+    fetch      download its results once and store every answer
+    answers    what one results line makes of its request (pure)
+    retry      cut the requests to retry into new chunks
+    finalize   write the results file and the record once every request has ended
+    cancel     cancel a job's batches
+    reconcile  rebuild from the store the work that should be queued
+    runtime    the step kinds, the actions they ask for, the runtime they run with
+    runner     drive a job from a command: ingest, hand out the work, watch the store
+    tasks      the Celery app: thin tasks that run one step and queue the next
+    worker     `abr worker` processes and their reconciler loop
+    logs       where log records go
+    memory     how the C allocator gives memory back
+"""

@@ -1,0 +1,166 @@
+"""Answers: what each line of a batch's results file makes of its request. Pure: a line in,
+an `Answer` out (status, usage, cost, the results-file line); the store writes them.
+
+A download is spooled to a temporary file first and read here only once complete (every
+line parses, one per request), so a broken stream is simply fetched again: nothing is
+half-written and nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..api import ResultDisposition, classify_result
+from ..config import ResponseFormat, Settings
+from ..cost.pricing import PriceTable, cost_usd
+from ..errors import SettingsError
+from ..store import RequestStatus
+from ..store.requests import Answer
+
+__all__ = ["NOT_WHOLE_ERRORS", "IncompleteResults", "ReadResults", "answer_of", "read_answers"]
+
+log = logging.getLogger(__name__)
+
+
+class IncompleteResults(ValueError):
+    """The downloaded results do not cover the chunk: fetch them again."""
+
+
+#: what `read_answers` raises for a download that is not whole: a cut line, lines missing
+NOT_WHOLE_ERRORS = (orjson.JSONDecodeError, IncompleteResults)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResults:
+    """A whole results file, read: the answers to the chunk's requests, and the input
+    indexes of its requests the file did not answer (only after a mistaken reconcile)."""
+
+    answers: list[Answer]
+    missing: list[int]
+
+
+def read_answers(
+    spool: Path,
+    members: Mapping[str, tuple[int, int]],
+    expected_lines: int,
+    batch_id: str | None,
+    settings: Settings,
+    prices: PriceTable | None,
+) -> ReadResults:
+    """Every line of a downloaded results file as the answer it gives its request.
+    `members` maps the chunk's custom_ids to (input index, attempts before this one).
+    Lines for other custom_ids are left out: a reconciled batch is confirmed by its
+    custom_ids. Raises one of `NOT_WHOLE_ERRORS` when the download is not whole."""
+    answers: list[Answer] = []
+    seen: set[int] = set()
+    lines = 0
+    for line in _read(spool):
+        lines += 1
+        member = members.get(str(line.get("custom_id")))
+        if member is None:
+            continue
+        idx, before = member
+        answers.append(answer_of(line, idx, before + 1, batch_id, settings, prices))
+        seen.add(idx)
+    if lines != expected_lines:
+        raise IncompleteResults(f"{lines} result lines for {expected_lines} requests")
+    missing = sorted(idx for idx, _ in members.values() if idx not in seen)
+    return ReadResults(answers, missing)
+
+
+def _read(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open("rb") as handle:
+        for line in handle:
+            if line.strip():
+                yield orjson.loads(line)  # a cut line raises here
+
+
+def answer_of(
+    line: Mapping[str, Any],
+    idx: int,
+    attempts_made: int,
+    batch_id: str | None,
+    settings: Settings,
+    prices: PriceTable | None = None,
+) -> Answer:
+    """The answer one result line gives request `idx`, on its attempt `attempts_made`."""
+    result = line.get("result") or {}
+    kind = str(result.get("type", "errored"))
+    out: dict[str, Any] = {"custom_id": line.get("custom_id"), "status": kind}
+    usage: dict[str, Any] = {}
+    error_type: str | None = None
+    if kind == "succeeded":
+        message = result.get("message") or {}
+        usage = message.get("usage") or {}
+        out.update(_text_of(message, settings.model.response_format))
+        out["message"] = message
+    elif kind == "errored":
+        error_type, text = _error_of(result)
+        out["error"] = {"type": error_type, "message": text}
+    disposition = classify_result(kind, error_type)
+    retry = disposition == ResultDisposition.RETRY and attempts_made < settings.batch.max_attempts
+    cost = _cost(usage, str(out.get("message", {}).get("model", "")), prices) if usage else None
+    out.update(attempts=attempts_made, batch_id=batch_id, cost_usd=cost)
+    return Answer(
+        idx=idx,
+        status=RequestStatus.RETRY if retry else RequestStatus(kind),
+        outcome=kind,
+        error_type=error_type,
+        input_tokens=int(usage.get("input_tokens") or 0),
+        output_tokens=int(usage.get("output_tokens") or 0),
+        cache_creation_tokens=int(usage.get("cache_creation_input_tokens") or 0),
+        cache_read_tokens=int(usage.get("cache_read_input_tokens") or 0),
+        cost_usd=cost,
+        attempts=attempts_made,
+        line=orjson.dumps(out),
+    )
+
+
+def _cost(usage: dict[str, Any], model: str, prices: PriceTable | None) -> float | None:
+    """What this answer cost at batch prices; None when the model has no known price."""
+    if prices is None:
+        return None
+    try:
+        return cost_usd(usage, model, prices, batch=True)
+    except SettingsError:
+        log.warning("no price for model %r: its cost is left out", model)
+        return None
+
+
+def _error_of(result: Mapping[str, Any]) -> tuple[str, str]:
+    """`result.error` is the whole error envelope: {"type":"error","error":{type,message}}."""
+    envelope: dict[str, Any] = result.get("error") or {}
+    nested = envelope.get("error")
+    inner: dict[str, Any] = nested if isinstance(nested, dict) else envelope
+    return str(inner.get("type") or "api_error"), str(inner.get("message") or "")
+
+
+def _text_of(message: Mapping[str, Any], response_format: ResponseFormat) -> dict[str, Any]:
+    text = "".join(
+        str(block.get("text", ""))
+        for block in message.get("content") or []
+        if block.get("type") == "text"
+    )
+    answer: dict[str, Any] = {"text": text}
+    if response_format == ResponseFormat.JSON:
+        try:
+            answer["parsed"] = orjson.loads(_strip_fence(text))
+        except orjson.JSONDecodeError as error:
+            answer["parsed"] = None
+            answer["parse_error"] = str(error)
+    return answer
+
+
+def _strip_fence(text: str) -> str:
+    """Models often wrap JSON in a ```json fence; the JSON inside is what was asked for."""
+    body = text.strip()
+    if body.startswith("```") and body.endswith("```"):
+        body = body[3:-3]
+        body = body.split("\n", 1)[1] if "\n" in body else body
+    return body

@@ -1,0 +1,230 @@
+"""Request rows: added at ingest, assigned to chunks, given their answers, or ended
+without one. A request's body lives in `bodies`, its results-file line in `result_lines`
+or `outputs`; its row holds what progress counts (status, attempts, tokens, cost)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from .db import Connection
+from .schema import RequestStatus, requests
+from .sql import executemany, insert_rows, stream_rows, update_rows
+
+__all__ = [
+    "Answer",
+    "add_requests",
+    "assign",
+    "cancel_chunk_rows",
+    "cancel_waiting_rows",
+    "duplicate_custom_ids",
+    "fail_chunk_rows",
+    "members",
+    "record_answers",
+    "retry_missing",
+    "retry_rows",
+    "store_outputs",
+]
+
+_ADD_COLUMNS = ("job_pk", "idx", "custom_id", "chunk_id")
+_NEW_REQUEST = {
+    "status": RequestStatus.QUEUED.value,
+    "attempts": 0,
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "cache_creation_tokens": 0,
+    "cache_read_tokens": 0,
+}
+#: what storing an answer sets in its request row, found by _ANSWER_KEYS
+_ANSWER_COLUMNS = (
+    "status",
+    "error_type",
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_tokens",
+    "cache_read_tokens",
+    "cost_usd",
+    "attempts",
+)
+_ANSWER_KEYS = ("job_pk", "idx", "chunk_id")
+_ATTEMPT_COLUMNS = ("chunk_id", "idx", "outcome", "error_type")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one result line makes of its request: the row's new values and its line."""
+
+    idx: int
+    status: RequestStatus
+    outcome: str  #: the result type the API gave (succeeded, errored, canceled, expired)
+    error_type: str | None
+    input_tokens: int
+    output_tokens: int
+    cache_creation_tokens: int
+    cache_read_tokens: int
+    cost_usd: float | None
+    attempts: int
+    line: bytes  #: the results-file line
+
+
+def add_requests(conn: Connection, rows: Sequence[tuple[int, int, str, int]]) -> None:
+    """New queued requests: rows of (job_pk, idx, custom_id, chunk_id)."""
+    insert_rows(conn, "requests", _ADD_COLUMNS, rows, _NEW_REQUEST)
+
+
+def assign(conn: Connection, job_pk: int, idxs: Sequence[int], chunk_id: int) -> None:
+    """Put requests into a (retry) chunk: queued again, in that chunk."""
+    conn.execute(
+        sa.update(requests)
+        .where(requests.c.job_pk == job_pk, requests.c.idx == sa.bindparam("b_idx"))
+        .values(chunk_id=chunk_id, status=RequestStatus.QUEUED),
+        [{"b_idx": idx} for idx in idxs],
+    )
+
+
+def members(conn: Connection, chunk_id: int) -> dict[str, tuple[int, int]]:
+    """custom_id -> (input index, answered attempts before this chunk's) for its requests."""
+    sql = "SELECT custom_id, idx, attempts FROM requests WHERE chunk_id = ?"
+    return {cid: (idx, n) for cid, idx, n in stream_rows(conn, sql, (chunk_id,))}
+
+
+def retry_rows(conn: Connection, chunk_id: int) -> list[int]:
+    """The input indexes of the chunk's requests waiting for another attempt, ascending."""
+    stmt = (
+        sa.select(requests.c.idx)
+        .where(requests.c.chunk_id == chunk_id, requests.c.status == RequestStatus.RETRY)
+        .order_by(requests.c.idx)
+    )
+    return [int(idx) for idx in conn.execute(stmt).scalars()]
+
+
+def record_answers(
+    conn: Connection, job_pk: int, chunk_id: int, answers: Sequence[Answer], *, own_lines: bool
+) -> list[tuple[int, bytes]]:
+    """Write answers into their request rows and record each attempt. With `own_lines`
+    (a retry's answers) each line is stored as a row of `outputs`, replacing an earlier
+    one; otherwise the (idx, line) pairs are returned for the caller to store as the
+    chunk's segments."""
+    update_rows(
+        conn,
+        "requests",
+        _ANSWER_COLUMNS,
+        _ANSWER_KEYS,
+        [
+            (
+                a.status.value,
+                a.error_type,
+                a.input_tokens,
+                a.output_tokens,
+                a.cache_creation_tokens,
+                a.cache_read_tokens,
+                a.cost_usd,
+                a.attempts,
+                job_pk,
+                a.idx,
+                chunk_id,
+            )
+            for a in answers
+        ],
+    )
+    insert_rows(
+        conn,
+        "attempts",
+        _ATTEMPT_COLUMNS,
+        [(chunk_id, a.idx, a.outcome, a.error_type) for a in answers],
+    )
+    if own_lines:
+        store_outputs(conn, [(job_pk, a.idx, a.line) for a in answers])
+        return []
+    return [(a.idx, a.line) for a in answers]
+
+
+def store_outputs(conn: Connection, rows: Sequence[tuple[int, int, bytes]]) -> None:
+    """Store or replace results-file lines: rows of (job_pk, idx, line)."""
+    executemany(
+        conn,
+        "INSERT INTO outputs (job_pk, idx, output) VALUES (?, ?, ?)"
+        " ON CONFLICT (job_pk, idx) DO UPDATE SET output = excluded.output",
+        rows,
+    )
+
+
+def retry_missing(conn: Connection, job_pk: int, idxs: Sequence[int]) -> None:
+    """Requests a batch did not answer (only after a mistaken reconcile): try again."""
+    for idx in idxs:
+        conn.execute(
+            sa.update(requests)
+            .where(requests.c.job_pk == job_pk, requests.c.idx == idx)
+            .values(status=RequestStatus.RETRY, error_type="missing_result")
+        )
+
+
+def _end_rows(
+    conn: Connection,
+    where: Any,
+    status: RequestStatus,
+    line_of: Callable[[str, int], bytes],
+    error_type: str | None = None,
+) -> None:
+    """End the requests `where` picks with `status` (and `error_type`, when given) without
+    an answer: each gets the results-file line `line_of(custom_id, attempts)`."""
+    rows = conn.execute(
+        sa.select(
+            requests.c.job_pk, requests.c.idx, requests.c.custom_id, requests.c.attempts
+        ).where(where)
+    ).all()
+    columns: tuple[str, ...] = ("status",)
+    values: tuple[str, ...] = (status.value,)
+    if error_type is not None:
+        columns, values = ("status", "error_type"), (status.value, error_type)
+    update_rows(
+        conn, "requests", columns, ("job_pk", "idx"), [(*values, pk, idx) for pk, idx, _, _ in rows]
+    )
+    store_outputs(conn, [(pk, idx, line_of(cid, n)) for pk, idx, cid, n in rows])
+
+
+def _canceled_line(custom_id: str, attempts_made: int) -> bytes:
+    return orjson.dumps(
+        {"custom_id": custom_id, "status": "canceled", "attempts": attempts_made, "batch_id": None}
+    )
+
+
+def fail_chunk_rows(conn: Connection, chunk_id: int, error_type: str, message: str) -> None:
+    """The API refused the whole chunk for good: its requests end errored."""
+    error = {"type": error_type, "message": message}
+
+    def line_of(custom_id: str, attempts_made: int) -> bytes:
+        return orjson.dumps(
+            {"custom_id": custom_id, "status": "errored", "error": error, "attempts": attempts_made}
+        )
+
+    _end_rows(conn, requests.c.chunk_id == chunk_id, RequestStatus.ERRORED, line_of, error_type)
+
+
+def cancel_waiting_rows(conn: Connection, job_pk: int) -> None:
+    """Rows waiting for a retry are canceled: they will not be sent again."""
+    where = sa.and_(requests.c.job_pk == job_pk, requests.c.status == RequestStatus.RETRY)
+    _end_rows(conn, where, RequestStatus.CANCELED, _canceled_line)
+
+
+def cancel_chunk_rows(conn: Connection, chunk_id: int) -> None:
+    """The rows of a chunk that was never sent are canceled."""
+    _end_rows(conn, requests.c.chunk_id == chunk_id, RequestStatus.CANCELED, _canceled_line)
+
+
+def duplicate_custom_ids(conn: Connection, job_pk: int, limit: int = 20) -> list[tuple[str, int]]:
+    """custom_ids used more than once in a job, with how often (checked in SQL, not memory)."""
+    c = requests.c
+    stmt = (
+        sa.select(c.custom_id, sa.func.count())
+        .where(c.job_pk == job_pk)
+        .group_by(c.custom_id)
+        .having(sa.func.count() > 1)
+        .order_by(sa.func.min(c.idx))
+        .limit(limit)
+    )
+    return [(str(cid), int(n)) for cid, n in conn.execute(stmt)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from anthropic_batch_request_util.config import (
     ENV_TEMPLATE,
@@ -46,6 +46,7 @@ DOCUMENTED_DEFAULTS: dict[str, Any] = {
         "timeout": 300,
         "max_payload_size": 104857600,
         "max_retries": 5,
+        "requests_per_minute": None,
     },
     "model": {
         "name": "claude-3-5-haiku-20241022",
@@ -123,7 +124,7 @@ def test_loading_with_no_file_or_environment_gives_the_documented_defaults(
 
 def test_settings_are_frozen(tmp_path: Path) -> None:
     settings = load(tmp_path)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError, match="frozen"):
         settings.model.name = "other"  # type: ignore[misc]
 
 
@@ -390,6 +391,7 @@ def test_every_setting_has_its_environment_variable() -> None:
         "ABR_API_TIMEOUT": "api.timeout",
         "ABR_API_MAX_PAYLOAD_SIZE": "api.max_payload_size",
         "ABR_API_MAX_RETRIES": "api.max_retries",
+        "ABR_API_REQUESTS_PER_MINUTE": "api.requests_per_minute",
         "ABR_MODEL_NAME": "model.name",
         "ABR_MODEL_DISPLAY_NAME": "model.display_name",
         "ABR_MODEL_MAX_TOKENS": "model.max_tokens",

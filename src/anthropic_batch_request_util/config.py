@@ -17,6 +17,9 @@ read, so every `SettingsError` names its source and key::
     settings.yaml: model.max_tokens: must be an integer, got "lots"
     ABR_BATCH_CHUNK_SIZE: must be an integer, got "x"
 
+The keys, their types, defaults and ranges are the pydantic models in `settings_models`;
+`settings_errors` words each pydantic error as above.
+
 Paths: `load_settings` makes `storage.base_dir` absolute against the working directory, so
 `results_dir`, `records_dir`, `logs_dir` and the default SQLite `database_url` do not depend
 on where the process later runs.
@@ -28,27 +31,21 @@ never enters `Settings`, and `mask_secret` is the only way it is ever shown.
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
-from enum import StrEnum
 from importlib import resources
 from pathlib import Path, PurePath
-from typing import Annotated, Any, Final, cast, get_args, get_origin
+from typing import Any, Final
 
-import annotated_types
 import yaml
 from dotenv import dotenv_values
-from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
-from pydantic_core import ErrorDetails
+from pydantic import ValidationError
 
 from .errors import MissingApiKeyError, SettingsError
+from .settings_errors import LEAVES, SECTIONS, settings_error, unknown_setting
 from .settings_models import (
-    LIMIT_REASONS,
     LOCAL_BROKER_URL,
     PARTIAL,
     ApiSettings,
@@ -107,173 +104,14 @@ MASK = "…"  #: stands for the hidden part of a secret
 SECRET_VISIBLE_TAIL = 4  #: characters at the end of a secret that may be shown, at most
 SECRET_MIN_LENGTH_FOR_TAIL = 16  #: shorter secrets show none of their characters
 KNOWN_KEY_PREFIX = "sk-ant-"  #: the public prefix of Anthropic API keys, safe to show
-SUGGESTION_CUTOFF = 0.6  #: similarity (0-1) for "did you mean" on unknown keys
 NEAR_MISS_CUTOFF = 0.85  #: similarity (0-1) for warning about a mistyped ABR_* variable
-SHOWN_VALUE_CHARS = 60  #: characters of a wrong value quoted in an error message
-NULL_WORDS: Final = frozenset({"", "null"})  #: text that means null for nullable settings
 
 
-# --- the keys, read off the models -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Leaf:
-    """One setting: its base type, whether null is allowed, and both ends of its range."""
-
-    kind: type
-    nullable: bool
-    between: tuple[float, float] | None  #: (low, high) when the value must lie in both
-
-    def parse(self, text: str) -> object:
-        """What an environment string stands for; pydantic's lax mode does the rest."""
-        text = text.strip()
-        if self.nullable and text.lower() in NULL_WORDS:
-            return None
-        if self.kind is tuple:
-            return [item.strip() for item in text.split(",") if item.strip()]
-        return text
-
-
-def _leaf(info: FieldInfo) -> _Leaf:
-    annotation, metadata = info.annotation, list(info.metadata)
-    args = [arg for arg in get_args(annotation) if arg is not type(None)]
-    nullable = len(args) < len(get_args(annotation))
-    if nullable:
-        annotation = args[0]
-    if get_origin(annotation) is Annotated:
-        annotation, *extra = get_args(annotation)
-        metadata += [
-            item for field in extra if isinstance(field, FieldInfo) for item in field.metadata
-        ]
-    low: list[Any] = [item.ge for item in metadata if isinstance(item, annotated_types.Ge)]
-    high: list[Any] = [item.le for item in metadata if isinstance(item, annotated_types.Le)]
-    between = (float(low[0]), float(high[0])) if low and high else None
-    kind: type = cast(type, get_origin(annotation) or annotation)
-    return _Leaf(kind, nullable, between)
-
-
-def _walk(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
-    """Yield (dotted key, field) for every field, each section before its own fields."""
-    for name, info in model.model_fields.items():
-        yield prefix + name, info
-        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-            yield from _walk(info.annotation, f"{prefix}{name}.")
-
-
-def _is_section(info: FieldInfo) -> bool:
-    return isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
-
-
-_SECTIONS: Final = frozenset(key for key, info in _walk(Settings) if _is_section(info))
-_LEAVES: Final = {key: _leaf(info) for key, info in _walk(Settings) if not _is_section(info)}
 _ALIASES: Final = {"ABR_BROKER_URL": "celery.broker_url"}
 #: every settings environment variable and the dotted key it sets; aliases come last
 ENV_VARS: Final[Mapping[str, str]] = {
-    ENV_PREFIX + key.replace(".", "_").upper(): key for key in _LEAVES
+    ENV_PREFIX + key.replace(".", "_").upper(): key for key in LEAVES
 } | _ALIASES
-
-
-# --- pydantic errors as one line naming the source and key ------------------------------
-
-
-def _show(value: object) -> str:
-    """Quote a value the way YAML would spell it, shortened."""
-    if isinstance(value, date):
-        return f"{value.isoformat()} (a date; put it in quotes)"
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    if len(text) > SHOWN_VALUE_CHARS:
-        return text[: SHOWN_VALUE_CHARS - 3] + "..."
-    return text
-
-
-#: what a value must be, by the start of a pydantic error type
-_NOUNS: Final = {
-    "int": "an integer",
-    "float": "a number",
-    "finite": "a number",
-    "bool": "true or false",
-    "string": "a string",
-    "tuple": "a list of strings",
-}
-
-
-def _split(loc: tuple[int | str, ...]) -> tuple[str, int]:
-    """The dotted key an error location names, and how many parts of `loc` it used."""
-    key = ""
-    for used, part in enumerate(loc):
-        key = f"{key}.{part}" if key else str(part)
-        if key not in _SECTIONS:
-            return key, used + 1
-    return key, len(loc)
-
-
-def _dig(data: object, loc: tuple[int | str, ...]) -> object:
-    for part in loc:
-        data = data[part] if isinstance(data, Mapping) else None
-    return data
-
-
-def _out_of_range(kind: str, ctx: Mapping[str, Any], leaf: _Leaf, value: Any) -> str:
-    number = leaf.kind(value)  # shown as the type the setting holds: 0 for an int, 0.0 a float
-    if leaf.between is not None:
-        low, high = leaf.between
-        return f"must be {low:g} to {high:g}, got {number:g}"
-    if kind == "greater_than":
-        return f"must be greater than {ctx['gt']:g}, got {_show(number)}"
-    if kind == "greater_than_equal":
-        return f"must be {ctx['ge']:g} or more, got {_show(number)}"
-    reason = LIMIT_REASONS.get(ctx["le"])
-    return f"must be at most {ctx['le']}{f' ({reason})' if reason else ''}, got {_show(number)}"
-
-
-def _problem(error: ErrorDetails, key: str, leaf: _Leaf, whole: object) -> str:
-    """The message for an error about the value of setting `key`; `whole` is its raw value."""
-    kind, ctx, value = error["type"], error.get("ctx", {}), error["input"]
-    if kind == "abr":
-        return str(ctx["message"])
-    if kind == "string_pattern_mismatch":
-        return "must not contain empty names" if leaf.kind is tuple else "must not be empty"
-    if kind in ("greater_than", "greater_than_equal", "less_than_equal"):
-        return _out_of_range(kind, ctx, leaf, value)
-    if kind == "enum" and issubclass(leaf.kind, StrEnum):
-        return f"must be one of {', '.join(leaf.kind)}, got {_show(value)}"
-    noun = _NOUNS.get(kind.split("_")[0], "of another type")
-    if leaf.kind is tuple:
-        noun, value = _NOUNS["tuple"], whole
-    nullable = " or null" if leaf.nullable else ""
-    return f"must be {noun}{nullable}, got {_show(value)}"
-
-
-def _settings_error(
-    error: ErrorDetails, data: object, label: str, where: Callable[[str], str]
-) -> SettingsError:
-    """A pydantic error as one line: "<source>: <key>: <problem>"."""
-    loc = error["loc"]
-    if "key" in error.get("ctx", {}):  # a rule between keys, blamed on the one named
-        loc = (*loc, *str(error["ctx"]["key"]).split("."))
-    key, used = _split(loc)
-    if error["type"] == "extra_forbidden":
-        return _unknown(label, key)
-    if key in _LEAVES:
-        problem = _problem(error, key, _LEAVES[key], _dig(data, loc[:used]))
-        return SettingsError(f"{where(key)}: {problem}")
-    place = where(key) if key else label
-    return SettingsError(f"{place}: must be a mapping of settings, got {_show(error['input'])}")
-
-
-def _suggest(key: str) -> str | None:
-    tail = key.rsplit(".", 1)[-1]
-    same_tail = [known for known in _LEAVES if known.rsplit(".", 1)[-1] == tail]
-    if len(same_tail) == 1:
-        return same_tail[0]
-    close = difflib.get_close_matches(key, [*_LEAVES, *_SECTIONS], n=1, cutoff=SUGGESTION_CUTOFF)
-    return close[0] if close else None
-
-
-def _unknown(label: str, key: str) -> SettingsError:
-    guess = _suggest(key)
-    hint = f" (did you mean {guess}?)" if guess else ""
-    return SettingsError(f"{label}: {key}: unknown setting{hint}")
 
 
 # --- the layers ------------------------------------------------------------------------
@@ -292,7 +130,7 @@ _Layer = dict[str, _Value]
 
 def _flat(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     for name, value in data.items():
-        if prefix + name in _SECTIONS:
+        if prefix + name in SECTIONS:
             yield from _flat(value, f"{prefix}{name}.")
         else:
             yield prefix + name, value
@@ -319,7 +157,7 @@ def _layer(
             data, strict=False if text else None, context={PARTIAL: True}
         )
     except ValidationError as error:
-        raise _settings_error(error.errors()[0], data, label, where) from None
+        raise settings_error(error.errors()[0], data, label, where) from None
     given = model.model_dump(exclude_unset=True)
     return {key: _Value(value, where(key)) for key, value in _flat(given)}
 
@@ -361,7 +199,7 @@ def _env_layer(env: Mapping[str, str], prefix: str = "") -> _Layer:
     for var, key in ENV_VARS.items():
         if var not in env:
             continue
-        value = _LEAVES[key].parse(env[var])
+        value = LEAVES[key].parse(env[var])
         if key in names and texts[key] != value:
             raise SettingsError(f"{prefix}{var}: disagrees with {names[key]}; set only one")
         texts[key], names[key] = value, names.get(key, f"{prefix}{var}")
@@ -385,10 +223,10 @@ def _overrides_layer(overrides: Mapping[str, object]) -> _Layer:
     for key, raw in overrides.items():
         if raw is None:
             continue
-        if key not in _LEAVES:
-            raise _unknown(OVERRIDES_LABEL, key)
+        if key not in LEAVES:
+            raise unknown_setting(OVERRIDES_LABEL, key)
         if isinstance(raw, str):
-            texts[key] = _LEAVES[key].parse(raw)
+            texts[key] = LEAVES[key].parse(raw)
         else:
             typed[key] = str(raw) if isinstance(raw, PurePath) else raw
     return _layer(_nested(texts), OVERRIDES_LABEL, text=True) | _layer(
@@ -415,7 +253,7 @@ def _assemble(layers: list[_Layer], cwd: Path) -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as error:
-        raise _settings_error(error.errors()[0], data, DEFAULTS_LABEL, where) from None
+        raise settings_error(error.errors()[0], data, DEFAULTS_LABEL, where) from None
 
 
 def load_settings(

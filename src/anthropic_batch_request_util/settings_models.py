@@ -72,27 +72,34 @@ def _fail(message: str) -> PydanticCustomError:
     return PydanticCustomError("abr", "{message}", {"message": message})
 
 
-def _url_parts(url: str, kind: str) -> tuple[str, str, int | None]:
-    """(scheme, path, port) of `url`, or an error naming the URL as malformed."""
+def _url_parts(url: str, kind: str) -> tuple[str, str]:
+    """(scheme, path) of `url`, or an error naming the URL as malformed (e.g. a bad port)."""
     try:
         parts = urlsplit(url)
-        return parts.scheme, parts.path, parts.port
+        _ = parts.port  # reading the port is what checks it
+        return parts.scheme, parts.path
     except ValueError as error:
         raise _fail(f"malformed {kind} URL {json.dumps(url)}: {error}") from None
 
 
+def has_postgres_driver() -> bool:
+    """Whether psycopg is installed; found now, a missing driver is one line, not a traceback."""
+    return importlib.util.find_spec("psycopg") is not None
+
+
 def _database_url(url: str) -> str:
-    scheme, path, _ = _url_parts(url, "database")
+    scheme, path = _url_parts(url, "database")
     if scheme not in DATABASE_SCHEMES or "://" not in url:
         raise _fail(
-            f"unsupported database URL {json.dumps(url)}: use sqlite:///PATH or postgresql://USER@HOST/DB"
+            f"unsupported database URL {json.dumps(url)}: "
+            "use sqlite:///PATH or postgresql://USER@HOST/DB"
         )
     if scheme == "sqlite" and not (url.startswith("sqlite:///") and path.strip("/")):
         raise _fail(
             f"malformed database URL {json.dumps(url)}: use sqlite:///PATH with a file path"
         )
-    if scheme != "sqlite" and importlib.util.find_spec("psycopg") is None:
-        raise _fail(f"PostgreSQL needs its driver: {POSTGRES_EXTRA}")
+    if scheme != "sqlite" and not has_postgres_driver():
+        raise _fail(f"PostgreSQL needs the psycopg driver: {POSTGRES_EXTRA}")
     return url
 
 
@@ -101,7 +108,7 @@ def _broker_url(url: str) -> str:
         raise _fail(
             f"must be a URL such as memory:// or redis://localhost:6379/0, got {json.dumps(url)}"
         )
-    scheme, path, _ = _url_parts(url, "broker")
+    scheme, path = _url_parts(url, "broker")
     if scheme not in BROKER_SCHEMES:
         raise _fail(
             f"unsupported broker URL {json.dumps(url)}: use memory:// (in-process) or "

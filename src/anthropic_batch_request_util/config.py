@@ -17,6 +17,9 @@ read, so every `SettingsError` names its source and key::
     settings.yaml: model.max_tokens: must be an integer, got "lots"
     ABR_BATCH_CHUNK_SIZE: must be an integer, got "x"
 
+The keys, their types, defaults and ranges are the pydantic models in `settings_models`;
+`settings_errors` words each pydantic error as above.
+
 Paths: `load_settings` makes `storage.base_dir` absolute against the working directory, so
 `results_dir`, `records_dir`, `logs_dir` and the default SQLite `database_url` do not depend
 on where the process later runs.
@@ -28,23 +31,33 @@ never enters `Settings`, and `mask_secret` is the only way it is ever shown.
 from __future__ import annotations
 
 import difflib
-import json
 import logging
-import math
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
-from datetime import date
-from enum import StrEnum
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePath
-from typing import Any, Final, get_args, get_origin, get_type_hints
+from typing import Any, Final
 
 import yaml
 from dotenv import dotenv_values
+from pydantic import ValidationError
 
-from .errors import SettingsError
-from .limits import API_MAX_BYTES, API_MAX_REQUESTS
+from .errors import MissingApiKeyError, SettingsError
+from .settings_errors import LEAVES, SECTIONS, settings_error, unknown_setting
+from .settings_models import (
+    LOCAL_BROKER_URL,
+    PARTIAL,
+    ApiSettings,
+    BatchSettings,
+    CacheType,
+    CelerySettings,
+    ModelSettings,
+    ResponseFormat,
+    Settings,
+    StorageSettings,
+    StorageSubdirs,
+)
 
 __all__ = [
     "ENV_VARS",
@@ -65,9 +78,11 @@ __all__ = [
     "logs_dir",
     "mask_secret",
     "records_dir",
+    "require_api_key",
     "results_dir",
     "settings_from_dict",
     "settings_to_dict",
+    "uses_local_broker",
     "write_starter_files",
 ]
 
@@ -85,387 +100,18 @@ DEFAULTS_LABEL = "defaults"  #: how errors name the packaged defaults
 OVERRIDES_LABEL = "command line"  #: how errors name the `overrides` layer
 NOT_SET = "(not set)"  #: what `mask_secret` shows for a missing secret
 
-API_VERSION_2023 = "2023-06-01"
-API_VERSION_2026 = "2026-10-21"
-SUPPORTED_API_VERSIONS: Final = (API_VERSION_2023, API_VERSION_2026)
-#: API versions that reject a temperature in a request
-VERSIONS_WITHOUT_TEMPERATURE: Final = frozenset({API_VERSION_2026})
-
-
-DEFAULT_API_VERSION = API_VERSION_2023
-DEFAULT_BETA_FEATURES = ("message-batches-2024-09-24", "prompt-caching-2024-07-31")
-DEFAULT_TIMEOUT_S = 300.0  #: seconds per HTTP request
-DEFAULT_MAX_PAYLOAD_BYTES = 100 * 1024 * 1024  #: bytes per batch create body
-DEFAULT_MAX_RETRIES = 5  #: HTTP-level retries per API call
-DEFAULT_MODEL_NAME = "claude-3-5-haiku-20241022"
-DEFAULT_DISPLAY_NAME = "haiku"
-DEFAULT_MAX_TOKENS = 8192  #: output tokens per request
-DEFAULT_TEMPERATURE = 0.0  #: 0 to 1
-DEFAULT_BATCH_MAX_SIZE = 10_000  #: requests per batch
-DEFAULT_CHUNK_SIZE = 1000  #: requests per chunk
-DEFAULT_MAX_ATTEMPTS = 3  #: attempts per request for retryable results
-DEFAULT_POLL_INTERVAL_S = 2.0  #: seconds before the first poll of a batch
-DEFAULT_POLL_MAX_INTERVAL_S = 60.0  #: seconds between polls at most
-DEFAULT_BASE_DIR = "output"
-DEFAULT_BROKER_URL = "memory://"  #: the embedded in-process worker
-DEFAULT_WORKER_CONCURRENCY = 4  #: threads or processes per worker
-DEFAULT_RECONCILE_INTERVAL = 15.0  #: seconds between a worker's looks for stalled work
-DEFAULT_STALE_AFTER = 60.0  #: seconds without progress after which work is queued again
-
 MASK = "…"  #: stands for the hidden part of a secret
 SECRET_VISIBLE_TAIL = 4  #: characters at the end of a secret that may be shown, at most
 SECRET_MIN_LENGTH_FOR_TAIL = 16  #: shorter secrets show none of their characters
 KNOWN_KEY_PREFIX = "sk-ant-"  #: the public prefix of Anthropic API keys, safe to show
-SUGGESTION_CUTOFF = 0.6  #: similarity (0-1) for "did you mean" on unknown keys
 NEAR_MISS_CUTOFF = 0.85  #: similarity (0-1) for warning about a mistyped ABR_* variable
-SHOWN_VALUE_CHARS = 60  #: characters of a wrong value quoted in an error message
 
 
-class ResponseFormat(StrEnum):
-    """What each answer is expected to be: free text or one JSON document."""
-
-    TEXT = "text"
-    JSON = "json"
-
-
-class CacheType(StrEnum):
-    """The prompt-cache kinds the API offers for `cache_control`."""
-
-    EPHEMERAL = "ephemeral"
-
-
-@dataclass(frozen=True)
-class ApiSettings:
-    """How abr talks to the Anthropic API."""
-
-    version: str = DEFAULT_API_VERSION
-    beta_features: tuple[str, ...] = DEFAULT_BETA_FEATURES
-    timeout: float = DEFAULT_TIMEOUT_S
-    max_payload_size: int = DEFAULT_MAX_PAYLOAD_BYTES
-    max_retries: int = DEFAULT_MAX_RETRIES
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    """The model and sampling settings applied to every request that does not set its own."""
-
-    name: str = DEFAULT_MODEL_NAME
-    display_name: str = DEFAULT_DISPLAY_NAME
-    max_tokens: int = DEFAULT_MAX_TOKENS
-    temperature: float | None = DEFAULT_TEMPERATURE
-    response_format: ResponseFormat = ResponseFormat.TEXT
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    """How requests are cut into batches, retried and polled."""
-
-    max_size: int = DEFAULT_BATCH_MAX_SIZE
-    chunk_size: int = DEFAULT_CHUNK_SIZE
-    enable_prompt_cache: bool = False
-    cache_type: CacheType = CacheType.EPHEMERAL
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    poll_interval: float = DEFAULT_POLL_INTERVAL_S
-    poll_max_interval: float = DEFAULT_POLL_MAX_INTERVAL_S
-
-
-@dataclass(frozen=True)
-class StorageSubdirs:
-    """Folder names inside `StorageSettings.base_dir`."""
-
-    requests: str = "batch_records"
-    results: str = "results"
-    logs: str = "logs"
-
-
-@dataclass(frozen=True)
-class StorageSettings:
-    """Where output files go."""
-
-    base_dir: str = DEFAULT_BASE_DIR
-    subdirs: StorageSubdirs = field(default_factory=StorageSubdirs)
-
-
-@dataclass(frozen=True)
-class CelerySettings:
-    """The task transport: memory:// runs an in-process worker, redis:// real workers."""
-
-    broker_url: str = DEFAULT_BROKER_URL
-    worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY
-    reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL
-    stale_after: float = DEFAULT_STALE_AFTER
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Every abr setting. Build it with `load_settings`; it holds no secrets."""
-
-    api: ApiSettings = field(default_factory=ApiSettings)
-    model: ModelSettings = field(default_factory=ModelSettings)
-    batch: BatchSettings = field(default_factory=BatchSettings)
-    storage: StorageSettings = field(default_factory=StorageSettings)
-    celery: CelerySettings = field(default_factory=CelerySettings)
-    database_url: str | None = None
-    pricing_file: str | None = None
-
-
-# --- the schema, derived from the dataclasses ------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Leaf:
-    """One setting: its dotted key, its base type and whether null is allowed."""
-
-    key: str
-    kind: type
-    nullable: bool
-
-    @property
-    def env_var(self) -> str:
-        return ENV_PREFIX + self.key.replace(".", "_").upper()
-
-
-def _is_section(hint: Any) -> bool:
-    """Whether a field's type is a section (a nested settings dataclass)."""
-    return isinstance(hint, type) and is_dataclass(hint)
-
-
-def _walk(cls: type[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Yield (dotted key, type) for every field, each section before its own fields."""
-    hints = get_type_hints(cls)
-    for item in fields(cls):
-        hint = hints[item.name]
-        yield prefix + item.name, hint
-        if _is_section(hint):
-            yield from _walk(hint, f"{prefix}{item.name}.")
-
-
-def _leaf(key: str, hint: Any) -> _Leaf:
-    args = [arg for arg in get_args(hint) if arg is not type(None)]
-    nullable = len(args) < len(get_args(hint))
-    base = args[0] if nullable else hint
-    return _Leaf(key, get_origin(base) or base, nullable)
-
-
-_SECTIONS: Final = frozenset(key for key, hint in _walk(Settings) if _is_section(hint))
-_LEAVES: Final = {key: _leaf(key, hint) for key, hint in _walk(Settings) if not _is_section(hint)}
 _ALIASES: Final = {"ABR_BROKER_URL": "celery.broker_url"}
 #: every settings environment variable and the dotted key it sets; aliases come last
-ENV_VARS: Final[Mapping[str, str]] = {leaf.env_var: key for key, leaf in _LEAVES.items()} | _ALIASES
-
-
-# --- checking one value ----------------------------------------------------------------
-
-
-class _Invalid(Exception):
-    """A problem with a value, raised before its source is known."""
-
-
-Check = Callable[[Any], str | None]
-
-
-def _show(value: object) -> str:
-    """Quote a value the way YAML would spell it, shortened."""
-    if isinstance(value, date):
-        return f"{value.isoformat()} (a date; put it in quotes)"
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    if len(text) > SHOWN_VALUE_CHARS:
-        return text[: SHOWN_VALUE_CHARS - 3] + "..."
-    return text
-
-
-def _positive(value: float) -> str | None:
-    return None if value > 0 else f"must be greater than 0, got {_show(value)}"
-
-
-def _not_negative(value: int) -> str | None:
-    return None if value >= 0 else f"must be 0 or more, got {_show(value)}"
-
-
-def _not_empty(value: str) -> str | None:
-    return None if value.strip() else "must not be empty"
-
-
-def _url(value: str) -> str | None:
-    if "://" in value:
-        return None
-    return f"must be a URL such as memory:// or redis://localhost:6379/0, got {_show(value)}"
-
-
-def _no_blank_items(value: tuple[str, ...]) -> str | None:
-    return None if all(item.strip() for item in value) else "must not contain empty names"
-
-
-def _at_most(limit: int, reason: str) -> Check:
-    def check(value: int) -> str | None:
-        return None if value <= limit else f"must be at most {limit} ({reason}), got {value}"
-
-    return check
-
-
-def _between(low: float, high: float) -> Check:
-    def check(value: float) -> str | None:
-        return None if low <= value <= high else f"must be {low:g} to {high:g}, got {value:g}"
-
-    return check
-
-
-def _one_of(choices: tuple[str, ...]) -> Check:
-    def check(value: str) -> str | None:
-        return (
-            None if value in choices else f"must be one of {', '.join(choices)}, got {_show(value)}"
-        )
-
-    return check
-
-
-#: the checks each value must pass after its type is right
-_CHECKS: Final[dict[str, tuple[Check, ...]]] = {
-    "api.version": (_one_of(SUPPORTED_API_VERSIONS),),
-    "api.beta_features": (_no_blank_items,),
-    "api.timeout": (_positive,),
-    "api.max_payload_size": (_positive, _at_most(API_MAX_BYTES, "256 MiB, the API limit")),
-    "api.max_retries": (_not_negative,),
-    "model.name": (_not_empty,),
-    "model.display_name": (_not_empty,),
-    "model.max_tokens": (_positive,),
-    "model.temperature": (_between(0.0, 1.0),),
-    "batch.max_size": (_positive, _at_most(API_MAX_REQUESTS, "the API limit")),
-    "batch.chunk_size": (_positive,),
-    "batch.max_attempts": (_positive,),
-    "batch.poll_interval": (_positive,),
-    "batch.poll_max_interval": (_positive,),
-    "storage.base_dir": (_not_empty,),
-    "storage.subdirs.requests": (_not_empty,),
-    "storage.subdirs.results": (_not_empty,),
-    "storage.subdirs.logs": (_not_empty,),
-    "celery.broker_url": (_url,),
-    "celery.worker_concurrency": (_positive,),
-    "celery.reconcile_interval": (_positive,),
-    "celery.stale_after": (_positive,),
-    "database_url": (_url,),
-    "pricing_file": (_not_empty,),
-}
-
-
-def _as_bool(value: object) -> object:
-    return value if isinstance(value, bool) else None
-
-
-def _as_int(value: object) -> object:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _as_float(value: object) -> object:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _as_str(value: object) -> object:
-    return str(value) if isinstance(value, str | PurePath) else None
-
-
-def _as_strings(value: object) -> object:
-    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
-        return tuple(value)
-    return None
-
-
-def _int_text(text: str) -> object:
-    try:
-        return int(text)
-    except ValueError:
-        return text
-
-
-def _float_text(text: str) -> object:
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return number if math.isfinite(number) else text
-
-
-def _bool_text(text: str) -> object:
-    word = text.lower()
-    return True if word in _TRUE_WORDS else False if word in _FALSE_WORDS else text
-
-
-def _list_text(text: str) -> object:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def _same_text(text: str) -> object:
-    return text
-
-
-@dataclass(frozen=True)
-class _Kind:
-    """How one field type is named in errors, checked, and spelled as text."""
-
-    noun: str
-    convert: Callable[[object], object]  #: the value as this type, or None if it is not one
-    parse: Callable[[str], object]  #: the value a string spells, or the string unchanged
-
-
-_TRUE_WORDS: Final = frozenset({"true", "1", "yes", "on"})
-_FALSE_WORDS: Final = frozenset({"false", "0", "no", "off"})
-_NULL_WORDS: Final = frozenset({"", "null"})  #: strings that mean null for nullable settings
-_KINDS: Final[dict[type, _Kind]] = {
-    bool: _Kind("true or false", _as_bool, _bool_text),
-    int: _Kind("an integer", _as_int, _int_text),
-    float: _Kind("a number", _as_float, _float_text),
-    str: _Kind("a string", _as_str, _same_text),
-    tuple: _Kind("a list of strings", _as_strings, _list_text),
-}
-
-
-def _enum_kind(kind: type[StrEnum]) -> _Kind:
-    members = {member.value: member for member in kind}
-
-    def convert(value: object) -> object:
-        return members.get(value) if isinstance(value, str) else None
-
-    return _Kind(f"one of {', '.join(members)}", convert, _same_text)
-
-
-def _kind(kind: type) -> _Kind:
-    """The `_Kind` of a field type; each StrEnum is its own."""
-    return _enum_kind(kind) if issubclass(kind, StrEnum) else _KINDS[kind]
-
-
-def _coerce(value: object, leaf: _Leaf) -> object:
-    """Check a typed value (from YAML or code) against its setting; raise `_Invalid`."""
-    if value is None and leaf.nullable:
-        return None
-    kind = _kind(leaf.kind)
-    converted = kind.convert(value)
-    if converted is None:
-        nullable = " or null" if leaf.nullable else ""
-        raise _Invalid(f"must be {kind.noun}{nullable}, got {_show(value)}")
-    for check in _CHECKS.get(leaf.key, ()):
-        problem = check(converted)
-        if problem:
-            raise _Invalid(problem)
-    return converted
-
-
-def _parse_text(text: str, leaf: _Leaf) -> object:
-    """Turn a string into the value it spells; `_coerce` then checks it."""
-    stripped = text.strip()
-    if leaf.nullable and stripped.lower() in _NULL_WORDS:
-        return None
-    return _kind(leaf.kind).parse(stripped)
-
-
-def _checked(raw: object, key: str, where: str, *, text: bool = False) -> object:
-    """The valid value of setting `key`, or a `SettingsError` that begins with `where`."""
-    leaf = _LEAVES[key]
-    try:
-        return _coerce(_parse_text(raw, leaf) if text and isinstance(raw, str) else raw, leaf)
-    except _Invalid as problem:
-        raise SettingsError(f"{where}: {problem}") from None
+ENV_VARS: Final[Mapping[str, str]] = {
+    ENV_PREFIX + key.replace(".", "_").upper(): key for key in LEAVES
+} | _ALIASES
 
 
 # --- the layers ------------------------------------------------------------------------
@@ -482,46 +128,38 @@ class _Value:
 _Layer = dict[str, _Value]
 
 
-def _suggest(key: str) -> str | None:
-    tail = key.rsplit(".", 1)[-1]
-    same_tail = [known for known in _LEAVES if known.rsplit(".", 1)[-1] == tail]
-    if len(same_tail) == 1:
-        return same_tail[0]
-    close = difflib.get_close_matches(key, [*_LEAVES, *_SECTIONS], n=1, cutoff=SUGGESTION_CUTOFF)
-    return close[0] if close else None
-
-
-def _unknown(label: str, key: str) -> SettingsError:
-    guess = _suggest(key)
-    hint = f" (did you mean {guess}?)" if guess else ""
-    return SettingsError(f"{label}: {key}: unknown setting{hint}")
-
-
-def _flatten(data: object, label: str, prefix: str = "") -> dict[str, object]:
-    """Nested sections to {dotted key: raw value}; unknown keys are errors."""
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        where = f"{label}: {prefix[:-1]}" if prefix else label
-        raise SettingsError(f"{where}: must be a mapping of settings, got {_show(data)}")
-    flat: dict[str, object] = {}
+def _flat(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     for name, value in data.items():
-        key = f"{prefix}{name}"
-        if key in _SECTIONS:
-            flat.update(_flatten(value, label, key + "."))
-        elif key in _LEAVES:
-            flat[key] = value
+        if prefix + name in SECTIONS:
+            yield from _flat(value, f"{prefix}{name}.")
         else:
-            raise _unknown(label, key)
-    return flat
+            yield prefix + name, value
 
 
-def _mapping_layer(data: object, label: str) -> _Layer:
-    layer: _Layer = {}
-    for key, raw in _flatten(data, label).items():
-        where = f"{label}: {key}"
-        layer[key] = _Value(_checked(raw, key, where), where)
-    return layer
+def _nested(flat: Mapping[str, object]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        *sections, name = key.split(".")
+        place = nested
+        for section in sections:
+            place = place.setdefault(section, {})
+        place[name] = value
+    return nested
+
+
+def _layer(
+    data: object, label: str, where: Callable[[str], str] | None = None, *, text: bool = False
+) -> _Layer:
+    """Check one layer alone (typed values strictly, `text` ones as pydantic parses strings)."""
+    where = where or (lambda key: f"{label}: {key}")
+    try:
+        model = Settings.model_validate(
+            data, strict=False if text else None, context={PARTIAL: True}
+        )
+    except ValidationError as error:
+        raise settings_error(error.errors()[0], data, label, where) from None
+    given = model.model_dump(exclude_unset=True)
+    return {key: _Value(value, where(key)) for key, value in _flat(given)}
 
 
 def _yaml_layer(text: str, label: str) -> _Layer:
@@ -529,19 +167,13 @@ def _yaml_layer(text: str, label: str) -> _Layer:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise SettingsError(f"{label}: not valid YAML: {' '.join(str(error).split())}") from None
-    return _mapping_layer(data, label)
+    return _layer(data, label)
 
 
 def default_settings_text() -> str:
     """The packaged settings.yaml: every key with its default, commented."""
     resource = resources.files(PACKAGE) / "config" / SETTINGS_FILENAME
     return resource.read_text(encoding="utf-8")
-
-
-def _defaults_layer() -> _Layer:
-    """The dataclass defaults, then the packaged settings.yaml (a test keeps them equal)."""
-    code = _mapping_layer(settings_to_dict(Settings()), DEFAULTS_LABEL)
-    return code | _yaml_layer(default_settings_text(), DEFAULTS_LABEL)
 
 
 def _file_layer(config_path: Path | None, cwd: Path) -> _Layer:
@@ -560,18 +192,19 @@ def _file_layer(config_path: Path | None, cwd: Path) -> _Layer:
     return _yaml_layer(text, label)
 
 
-def _env_layer(env: Mapping[str, str], where: Callable[[str], str]) -> _Layer:
-    layer: _Layer = {}
+def _env_layer(env: Mapping[str, str], prefix: str = "") -> _Layer:
+    """ABR_* variables; errors name the variable, after `prefix` (".env: ")."""
+    texts: dict[str, object] = {}
+    names: dict[str, str] = {}
     for var, key in ENV_VARS.items():
         if var not in env:
             continue
-        value = _Value(_checked(env[var], key, where(var), text=True), where(var))
-        earlier = layer.get(key)
-        if earlier is not None and earlier.value != value.value:
-            raise SettingsError(f"{value.where}: disagrees with {earlier.where}; set only one")
-        layer[key] = value
+        value = LEAVES[key].parse(env[var])
+        if key in names and texts[key] != value:
+            raise SettingsError(f"{prefix}{var}: disagrees with {names[key]}; set only one")
+        texts[key], names[key] = value, names.get(key, f"{prefix}{var}")
     _log_near_misses(env)
-    return layer
+    return _layer(_nested(texts), prefix.rstrip(": "), lambda key: names[key], text=True)
 
 
 def _log_near_misses(env: Mapping[str, str]) -> None:
@@ -583,66 +216,44 @@ def _log_near_misses(env: Mapping[str, str]) -> None:
                 logger.warning("%s is not an abr setting (did you mean %s?)", var, close[0])
 
 
-def _dotenv_layer(cwd: Path) -> _Layer:
-    return _env_layer(_read_dotenv(cwd / DOTENV_FILENAME), lambda var: f"{DOTENV_FILENAME}: {var}")
-
-
 def _overrides_layer(overrides: Mapping[str, object]) -> _Layer:
     """Flags: None means "flag not given"; strings are parsed like environment values."""
-    layer: _Layer = {}
+    texts: dict[str, object] = {}
+    typed: dict[str, object] = {}
     for key, raw in overrides.items():
         if raw is None:
             continue
-        if key not in _LEAVES:
-            raise _unknown(OVERRIDES_LABEL, key)
-        where = f"{OVERRIDES_LABEL}: {key}"
-        layer[key] = _Value(_checked(raw, key, where, text=isinstance(raw, str)), where)
-    return layer
+        if key not in LEAVES:
+            raise unknown_setting(OVERRIDES_LABEL, key)
+        if isinstance(raw, str):
+            texts[key] = LEAVES[key].parse(raw)
+        else:
+            typed[key] = str(raw) if isinstance(raw, PurePath) else raw
+    return _layer(_nested(texts), OVERRIDES_LABEL, text=True) | _layer(
+        _nested(typed), OVERRIDES_LABEL
+    )
 
 
 # --- assembling Settings ---------------------------------------------------------------
 
 
-def _check_combinations(values: Mapping[str, _Value]) -> None:
-    """Rules between settings, each blamed on the value the user should change."""
-    version, temperature = values["api.version"], values["model.temperature"]
-    if version.value in VERSIONS_WITHOUT_TEMPERATURE and temperature.value is not None:
-        raise SettingsError(
-            f"{temperature.where}: api.version {version.value} rejects temperature; "
-            "set model.temperature to null"
-        )
-    chunk, max_size = values["batch.chunk_size"], values["batch.max_size"]
-    if chunk.value > max_size.value:
-        raise SettingsError(
-            f"{chunk.where}: must be at most batch.max_size ({max_size.value}), got {chunk.value}"
-        )
-    first, most = values["batch.poll_interval"], values["batch.poll_max_interval"]
-    if most.value < first.value:
-        raise SettingsError(
-            f"{most.where}: must be at least batch.poll_interval ({first.value:g}), "
-            f"got {most.value:g}"
-        )
-
-
-def _build(cls: type[Any], flat: Mapping[str, Any], prefix: str = "") -> Any:
-    hints = get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for item in fields(cls):
-        key, hint = prefix + item.name, hints[item.name]
-        kwargs[item.name] = _build(hint, flat, key + ".") if _is_section(hint) else flat[key]
-    return cls(**kwargs)
-
-
 def _assemble(layers: list[_Layer], cwd: Path) -> Settings:
+    """Merge the layers key by key, then check the rules between keys on the whole."""
     values: _Layer = {}
     for layer in layers:
         values.update(layer)
-    _check_combinations(values)
     flat = {key: value.value for key, value in values.items()}
-    base_dir = Path(flat["storage.base_dir"]).expanduser()
+    base_dir = Path(flat.get("storage.base_dir", StorageSettings().base_dir)).expanduser()
     flat["storage.base_dir"] = str(cwd.absolute() / base_dir)
-    settings: Settings = _build(Settings, flat)
-    return settings
+    data = _nested(flat)
+
+    def where(key: str) -> str:
+        return values[key].where if key in values else f"{DEFAULTS_LABEL}: {key}"
+
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as error:
+        raise settings_error(error.errors()[0], data, DEFAULTS_LABEL, where) from None
 
 
 def load_settings(
@@ -660,10 +271,10 @@ def load_settings(
     """
     cwd = Path.cwd() if cwd is None else cwd
     layers = [
-        _defaults_layer(),
+        _yaml_layer(default_settings_text(), DEFAULTS_LABEL),
         _file_layer(config_path, cwd),
-        _dotenv_layer(cwd),
-        _env_layer(os.environ if env is None else env, str),
+        _env_layer(_read_dotenv(cwd / DOTENV_FILENAME), f"{DOTENV_FILENAME}: "),
+        _env_layer(os.environ if env is None else env),
         _overrides_layer(overrides or {}),
     ]
     return _assemble(layers, cwd)
@@ -677,23 +288,18 @@ def settings_from_dict(
     Missing keys take the packaged defaults; problems are `SettingsError`s naming `source`.
     """
     cwd = Path.cwd() if cwd is None else cwd
-    return _assemble([_defaults_layer(), _mapping_layer(data, source)], cwd)
-
-
-def _plain(value: object) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {item.name: _plain(getattr(value, item.name)) for item in fields(value)}
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, StrEnum):
-        return value.value
-    return value
+    defaults = _yaml_layer(default_settings_text(), DEFAULTS_LABEL)
+    return _assemble([defaults, _layer(data, source)], cwd)
 
 
 def settings_to_dict(settings: Settings) -> dict[str, Any]:
     """A plain nested dict of YAML/JSON types, keyed like settings.yaml."""
-    plain: dict[str, Any] = _plain(settings)
-    return plain
+    return settings.model_dump(mode="json")
+
+
+def uses_local_broker(settings: Settings) -> bool:
+    """Whether the tasks run in this process (the `memory://` broker), not on `abr worker`s."""
+    return settings.celery.broker_url.startswith(LOCAL_BROKER_URL)
 
 
 # --- paths -----------------------------------------------------------------------------
@@ -755,6 +361,16 @@ def load_api_key(
 ) -> str | None:
     """ANTHROPIC_API_KEY from the environment, else from .env (./.env by default); None if blank."""
     return _env_or_dotenv(API_KEY_VAR, env, dotenv_path)
+
+
+def require_api_key(
+    *, env: Mapping[str, str] | None = None, dotenv_path: Path | None = None
+) -> str:
+    """The API key as `load_api_key` finds it, or `MissingApiKeyError` when there is none."""
+    key = load_api_key(env=env, dotenv_path=dotenv_path)
+    if key is None:
+        raise MissingApiKeyError()
+    return key
 
 
 def load_base_url(

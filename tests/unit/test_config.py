@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -14,7 +13,9 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
+from anthropic_batch_request_util import settings_models
 from anthropic_batch_request_util.config import (
     ENV_TEMPLATE,
     ENV_VARS,
@@ -29,12 +30,14 @@ from anthropic_batch_request_util.config import (
     logs_dir,
     mask_secret,
     records_dir,
+    require_api_key,
     results_dir,
     settings_from_dict,
     settings_to_dict,
+    uses_local_broker,
     write_starter_files,
 )
-from anthropic_batch_request_util.errors import SettingsError, UsageError
+from anthropic_batch_request_util.errors import MissingApiKeyError, SettingsError, UsageError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,6 +49,7 @@ DOCUMENTED_DEFAULTS: dict[str, Any] = {
         "timeout": 300,
         "max_payload_size": 104857600,
         "max_retries": 5,
+        "requests_per_minute": None,
     },
     "model": {
         "name": "claude-3-5-haiku-20241022",
@@ -123,7 +127,7 @@ def test_loading_with_no_file_or_environment_gives_the_documented_defaults(
 
 def test_settings_are_frozen(tmp_path: Path) -> None:
     settings = load(tmp_path)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError, match="frozen"):
         settings.model.name = "other"  # type: ignore[misc]
 
 
@@ -390,6 +394,7 @@ def test_every_setting_has_its_environment_variable() -> None:
         "ABR_API_TIMEOUT": "api.timeout",
         "ABR_API_MAX_PAYLOAD_SIZE": "api.max_payload_size",
         "ABR_API_MAX_RETRIES": "api.max_retries",
+        "ABR_API_REQUESTS_PER_MINUTE": "api.requests_per_minute",
         "ABR_MODEL_NAME": "model.name",
         "ABR_MODEL_DISPLAY_NAME": "model.display_name",
         "ABR_MODEL_MAX_TOKENS": "model.max_tokens",
@@ -599,6 +604,154 @@ def test_an_explicit_database_url_is_used_as_is(tmp_path: Path) -> None:
     assert database_url(load(tmp_path, {"ABR_DATABASE_URL": url})) == url
 
 
+# --- URLs, the local broker, the request pace ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////var/abr/store.sqlite3",
+        "sqlite:///relative/store.sqlite3",
+        "postgresql://abr@db-host:5432/abr",
+        "postgresql+psycopg://abr:secret@localhost/abr",
+    ],
+)
+def test_supported_database_urls_are_accepted(tmp_path: Path, url: str) -> None:
+    assert load(tmp_path, {"ABR_DATABASE_URL": url}).database_url == url
+
+
+DATABASE_URL_ERRORS = [
+    (
+        "mysql://x",
+        'unsupported database URL "mysql://x": use sqlite:///PATH or postgresql://USER@HOST/DB',
+    ),
+    (
+        "postgresql+psycopg2://u@h/db",
+        'unsupported database URL "postgresql+psycopg2://u@h/db": '
+        "use sqlite:///PATH or postgresql://USER@HOST/DB",
+    ),
+    (
+        "store.sqlite3",
+        'unsupported database URL "store.sqlite3": use sqlite:///PATH or postgresql://USER@HOST/DB',
+    ),
+    ("sqlite://", 'malformed database URL "sqlite://": use sqlite:///PATH with a file path'),
+    (
+        "postgresql://u@h:port/db",
+        'malformed database URL "postgresql://u@h:port/db": '
+        "Port could not be cast to integer value as 'port'",
+    ),
+    ("postgresql://u@[::1/db", 'malformed database URL "postgresql://u@[::1/db": Invalid IPv6 URL'),
+]
+
+
+@pytest.mark.parametrize(("url", "message"), DATABASE_URL_ERRORS)
+def test_a_wrong_database_url_is_one_line_naming_what_is_supported(
+    tmp_path: Path, url: str, message: str
+) -> None:
+    write(tmp_path, "settings.yaml", f"database_url: {json.dumps(url)}\n")
+    with pytest.raises(SettingsError) as caught:
+        load(tmp_path)
+    assert str(caught.value) == f"settings.yaml: database_url: {message}"
+
+
+def test_a_postgresql_url_without_its_driver_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings_models, "has_postgres_driver", lambda: False)
+    with pytest.raises(SettingsError) as caught:
+        load(tmp_path, {"ABR_DATABASE_URL": "postgresql://abr@db/abr"})
+    assert str(caught.value) == (
+        "ABR_DATABASE_URL: PostgreSQL needs the psycopg driver: "
+        "pip install 'anthropic-batch-request-util[postgres]'"
+    )
+    assert load(tmp_path, {"ABR_DATABASE_URL": "sqlite:///x.db"}).database_url == "sqlite:///x.db"
+
+
+@pytest.mark.parametrize(
+    "url", ["memory://", "redis://localhost:6379/0", "redis://h", "rediss://:pw@h:6380/2"]
+)
+def test_supported_broker_urls_are_accepted(tmp_path: Path, url: str) -> None:
+    assert load(tmp_path, {"ABR_BROKER_URL": url}).celery.broker_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "amqp://x",
+            'unsupported broker URL "amqp://x": '
+            "use memory:// (in-process) or redis://HOST:PORT/DB (rediss:// for TLS)",
+        ),
+        (
+            "redis://h:port/0",
+            'malformed broker URL "redis://h:port/0": '
+            "Port could not be cast to integer value as 'port'",
+        ),
+        (
+            "redis://h:6379/zero",
+            'malformed broker URL "redis://h:6379/zero": '
+            "the database after the host must be a number",
+        ),
+    ],
+)
+def test_a_wrong_broker_url_is_one_line_naming_what_is_supported(
+    tmp_path: Path, url: str, message: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load(tmp_path, overrides={"celery.broker_url": url})
+    assert str(caught.value) == f"command line: celery.broker_url: {message}"
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [("memory://", True), ("redis://localhost:6379/0", False), ("rediss://h:6380/0", False)],
+)
+def test_uses_local_broker_is_true_only_for_memory(tmp_path: Path, url: str, local: bool) -> None:
+    assert uses_local_broker(load(tmp_path, {"ABR_BROKER_URL": url})) is local
+
+
+@pytest.mark.parametrize(("text", "expected"), [("60", 60), ("null", None), ("", None)])
+def test_requests_per_minute_is_a_positive_integer_or_null(
+    tmp_path: Path, text: str, expected: int | None
+) -> None:
+    assert load(tmp_path).api.requests_per_minute is None
+    settings = load(tmp_path, {"ABR_API_REQUESTS_PER_MINUTE": text})
+    assert settings.api.requests_per_minute == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("api:\n  requests_per_minute: 0\n", "must be greater than 0, got 0"),
+        ("api:\n  requests_per_minute: 1.5\n", "must be an integer or null, got 1.5"),
+        ("api:\n  requests_per_minute: many\n", 'must be an integer or null, got "many"'),
+    ],
+)
+def test_a_wrong_requests_per_minute_names_the_file_and_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    write(tmp_path, "settings.yaml", text)
+    with pytest.raises(SettingsError) as caught:
+        load(tmp_path)
+    assert str(caught.value) == f"settings.yaml: api.requests_per_minute: {message}"
+
+
+def test_the_json_schema_carries_the_limits_and_forbids_unknown_keys() -> None:
+    schema = Settings.model_json_schema()
+    api, batch = schema["$defs"]["ApiSettings"], schema["$defs"]["BatchSettings"]
+
+    assert schema["additionalProperties"] is False
+    assert api["additionalProperties"] is False
+    assert api["properties"]["max_payload_size"]["maximum"] == 256 * 1024 * 1024
+    assert api["properties"]["version"]["enum"] == ["2023-06-01", "2026-10-21"]
+    assert batch["properties"]["max_size"]["maximum"] == 100_000
+
+
+def test_the_rules_between_keys_also_hold_for_settings_built_in_code() -> None:
+    with pytest.raises(ValidationError, match=r"must be at most batch\.max_size"):
+        Settings(batch={"max_size": 10, "chunk_size": 20})  # type: ignore[arg-type]
+
+
 # --- secrets ---------------------------------------------------------------------------
 
 
@@ -637,6 +790,25 @@ def test_api_key_is_none_when_absent_or_blank(tmp_path: Path, dotenv_text: str |
     if dotenv_text is not None:
         write(tmp_path, ".env", dotenv_text)
     assert load_api_key(env={"ANTHROPIC_API_KEY": "  "}, dotenv_path=dotenv) is None
+
+
+def test_require_api_key_returns_the_key_or_says_it_is_missing(tmp_path: Path) -> None:
+    dotenv = write(tmp_path, ".env", "ANTHROPIC_API_KEY=sk-ant-from-dotenv\n")
+    assert require_api_key(env={}, dotenv_path=dotenv) == "sk-ant-from-dotenv"
+
+    with pytest.raises(MissingApiKeyError, match=r"^ANTHROPIC_API_KEY is not set"):
+        require_api_key(env={"ANTHROPIC_API_KEY": " "}, dotenv_path=tmp_path / "none")
+
+
+@pytest.mark.usefixtures("no_key_in_environ")
+def test_require_api_key_reads_the_real_environment_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MissingApiKeyError):
+        require_api_key()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-real")
+    assert require_api_key() == "sk-ant-real"
 
 
 def test_mask_secret_shows_the_key_prefix_and_last_four_only() -> None:

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import orjson
 
+from .config import Settings, records_dir, results_dir, settings_from_dict
 from .store import Store, result_lines
 from .store import chunks as chunk_rows
 from .store import jobs as job_rows
@@ -34,17 +35,16 @@ CSV_FIELDS = ("custom_id", "status", "text", "error_type", "error_message", "att
 
 
 def results_path(job: job_rows.Job) -> Path:
-    return _subdir(job, "results") / f"{job.id}.jsonl"
+    return results_dir(_settings(job)) / f"{job.id}.jsonl"
 
 
 def records_path(job: job_rows.Job) -> Path:
-    return _subdir(job, "requests") / f"{job.id}.json"
+    return records_dir(_settings(job)) / f"{job.id}.json"
 
 
-def _subdir(job: job_rows.Job, name: str) -> Path:
-    subdirs = job.settings.get("storage", {}).get("subdirs", {})
-    default = {"results": "results", "requests": "batch_records", "logs": "logs"}[name]
-    return Path(job.output_dir) / str(subdirs.get(name, default))
+def _settings(job: job_rows.Job) -> Settings:
+    """The job's settings, with its folders under the job's output folder."""
+    return settings_from_dict(job.settings, cwd=Path(job.output_dir))
 
 
 def iso(timestamp: float | None) -> str | None:

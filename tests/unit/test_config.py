@@ -15,7 +15,6 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from anthropic_batch_request_util import settings_models
 from anthropic_batch_request_util.config import (
     ENV_TEMPLATE,
     ENV_VARS,
@@ -37,6 +36,7 @@ from anthropic_batch_request_util.config import (
     uses_local_broker,
     write_starter_files,
 )
+from anthropic_batch_request_util.config import models as settings_models
 from anthropic_batch_request_util.errors import MissingApiKeyError, SettingsError, UsageError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

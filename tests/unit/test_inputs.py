@@ -11,15 +11,16 @@ from typing import Any
 import orjson
 import pytest
 
-from anthropic_batch_request_util.inputs import checks, reader
 from anthropic_batch_request_util.errors import InputError, UsageError
 from anthropic_batch_request_util.inputs import (
     CUSTOM_ID_PATTERN,
     InputFormat,
     Request,
     RequestDefaults,
+    checks,
     detect_format,
     read_requests,
+    reader,
     validate_custom_id,
 )
 

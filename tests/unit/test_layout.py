@@ -105,7 +105,9 @@ def test_names_used_across_modules_are_in_their_all() -> None:
             if imported not in modules or imported == module:
                 continue
             exported = _exported(modules[imported])
-            public = {n for n in names if not n.startswith("_") and f"{imported}.{n}" not in modules}
+            public = {
+                n for n in names if not n.startswith("_") and f"{imported}.{n}" not in modules
+            }
             if exported is None:
                 continue
             if public - exported:

@@ -31,6 +31,7 @@ from ..config import (
     load_settings,
     mask_secret,
     settings_to_dict,
+    uses_local_broker,
     write_starter_files,
 )
 from ..engine import runner
@@ -271,7 +272,7 @@ ConcurrencyOpt = Annotated[
 
 def _worker_settings(config: Path | None, output: Path | None) -> Settings:
     settings = _settings(config, output)
-    if settings.celery.broker_url.startswith("memory://"):
+    if uses_local_broker(settings):
         raise UsageError(
             "workers need a shared broker: set celery.broker_url or ABR_BROKER_URL "
             "(e.g. redis://127.0.0.1:6379/0)"

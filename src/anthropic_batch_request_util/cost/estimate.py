@@ -40,8 +40,8 @@ import anthropic
 import orjson
 
 from ..api import make_client
-from ..config import Settings, load_api_key
-from ..errors import ApiError, MissingApiKeyError, UsageError
+from ..config import Settings, require_api_key
+from ..errors import ApiError, UsageError
 from ..inputs import RequestDefaults, read_requests, request_defaults
 from .pricing import PriceTable, TokenCounts, UsageTotals, cost_usd, load_price_table
 
@@ -179,7 +179,7 @@ def estimate(
     defaults = request_defaults(settings)
     with ExitStack() as stack:
         if not offline and client is None:
-            client = stack.enter_context(make_client(settings, _api_key()))  # no HTTP yet
+            client = stack.enter_context(make_client(settings, require_api_key()))  # no HTTP yet
         tallies = _survey(path, defaults, table)
         progress = _Progress(sum(t.requests for t in tallies.values()), on_progress)
         if offline or client is None:  # client is None only offline
@@ -188,13 +188,6 @@ def estimate(
             pacer = TokenBucket(rate_per_s)
             _count_online(client, path, defaults, tallies, progress, concurrency, pacer)
     return _summary(tallies, table, offline)
-
-
-def _api_key() -> str:
-    api_key = load_api_key()
-    if api_key is None:
-        raise MissingApiKeyError()
-    return api_key
 
 
 def _check_limits(concurrency: int, rate_per_s: float) -> None:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from ..config import Settings, database_url, load_api_key, logs_dir
-from ..errors import ApiError, MissingApiKeyError, UsageError
+from ..config import Settings, database_url, logs_dir, require_api_key, uses_local_broker
+from ..errors import ApiError, UsageError
 from ..output import records_path, results_path, write_outputs, write_record
 from ..store import ENDED_JOB_STATUSES, ChunkStatus, JobStatus, Store
 from ..store import jobs as job_rows
@@ -89,13 +89,6 @@ def _import_in_background() -> None:
     threading.Thread(target=load, name="abr-import", daemon=True).start()
 
 
-def _api_key() -> str:
-    key = load_api_key()
-    if key is None:
-        raise MissingApiKeyError()
-    return key
-
-
 def run_job(
     settings: Settings,
     path: Path,
@@ -108,7 +101,7 @@ def run_job(
     """`abr run`: validate and store the input (or find its job), then drive it."""
     from ..cost.budget import check_before_launch
 
-    api_key = _api_key()  # before reading the input: nothing starts without a key
+    api_key = require_api_key()  # before reading the input: nothing starts without a key
     budget = None if max_cost is None else check_before_launch(path, settings, max_cost)
     _import_in_background()
     with open_store(settings) as store:
@@ -128,7 +121,7 @@ def resume_job(
     on_progress: ProgressCallback | None = None,
 ) -> Outcome:
     """`abr resume`: pick a job up where the store says it stands."""
-    api_key = _api_key()
+    api_key = require_api_key()
     with open_store(settings, create=False) as store:
         with store.begin() as conn:
             job = job_rows.get_job(conn, job_id)
@@ -147,7 +140,7 @@ def cancel_job(
     from .cancel import cancel_job as cancel_batches
     from .runtime import Runtime as StepRuntime
 
-    api_key = _api_key()
+    api_key = require_api_key()
     with open_store(settings, create=False) as store:
         with store.begin() as conn:
             job = job_rows.get_job(conn, job_id)
@@ -181,7 +174,7 @@ def _drive(
     rt = StepRuntime(store, tasks.client_factory(api_key), send=tasks.enqueue)
     tasks.configure(settings, rt)
     reap_dead_leases(store)
-    local = settings.celery.broker_url.startswith("memory://")
+    local = uses_local_broker(settings)
     worker = tasks.embedded_worker(settings.celery.worker_concurrency) if local else nullcontext()
     last: Snapshot | None = None
     with worker, _interruptible() as interrupted:

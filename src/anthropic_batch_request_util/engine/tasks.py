@@ -17,8 +17,7 @@ from celery import Celery
 from celery.utils.timer2 import Timer
 
 from ..api import make_client
-from ..config import Settings, database_url, load_api_key, load_settings
-from ..errors import MissingApiKeyError
+from ..config import Settings, database_url, load_settings, require_api_key, uses_local_broker
 from ..store import Store
 from .fetch import fetch_results
 from .finalize import finalize_job
@@ -61,7 +60,7 @@ def configure(settings: Settings, runtime: Runtime | None = None) -> None:
     global _runtime
     app.conf.broker_url = settings.celery.broker_url
     options: dict[str, float] = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
-    if settings.celery.broker_url.startswith("memory://"):
+    if uses_local_broker(settings):
         # the in-process queue is polled; its default (1 s) would add a second per step
         options["polling_interval"] = MEMORY_POLL_S
     app.conf.broker_transport_options = options
@@ -90,10 +89,7 @@ def runtime() -> Runtime:
     with _runtime_lock:
         if _runtime is None:
             settings = load_settings()
-            api_key = load_api_key()
-            if api_key is None:
-                raise MissingApiKeyError()
-            _runtime = Runtime(Store(database_url(settings)), client_factory(api_key))
+            _runtime = Runtime(Store(database_url(settings)), client_factory(require_api_key()))
         return _runtime
 
 

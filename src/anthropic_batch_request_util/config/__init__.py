@@ -17,8 +17,8 @@ read, so every `SettingsError` names its source and key::
     settings.yaml: model.max_tokens: must be an integer, got "lots"
     ABR_BATCH_CHUNK_SIZE: must be an integer, got "x"
 
-The keys, their types, defaults and ranges are the pydantic models in `settings_models`;
-`settings_errors` words each pydantic error as above.
+The keys, their types, defaults and ranges are the pydantic models in `config.models`;
+`config.messages` words each pydantic error as above.
 
 Paths: `load_settings` makes `storage.base_dir` absolute against the working directory, so
 `results_dir`, `records_dir`, `logs_dir` and the default SQLite `database_url` do not depend
@@ -43,9 +43,9 @@ import yaml
 from dotenv import dotenv_values
 from pydantic import ValidationError
 
-from .errors import MissingApiKeyError, SettingsError
-from .settings_errors import LEAVES, SECTIONS, settings_error, unknown_setting
-from .settings_models import (
+from ..errors import MissingApiKeyError, SettingsError
+from .messages import LEAVES, SECTIONS, settings_error, unknown_setting
+from .models import (
     LOCAL_BROKER_URL,
     PARTIAL,
     ApiSettings,

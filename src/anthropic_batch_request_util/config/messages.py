@@ -21,8 +21,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from .errors import SettingsError
-from .settings_models import LIMIT_REASONS, Settings
+from ..errors import SettingsError
+from .models import LIMIT_REASONS, Settings
 
 __all__ = ["LEAVES", "SECTIONS", "Leaf", "settings_error", "unknown_setting"]
 

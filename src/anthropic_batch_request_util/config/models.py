@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
-from .limits import API_MAX_BYTES, API_MAX_REQUESTS
+from ..limits import API_MAX_BYTES, API_MAX_REQUESTS
 
 API_VERSION_2023 = "2023-06-01"
 API_VERSION_2026 = "2026-10-21"

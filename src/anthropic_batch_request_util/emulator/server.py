@@ -126,7 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
         rid = request_id()
         self._body_read = False
         try:
-            reply = self._answer(method)
+            reply = self._answer(method, rid)
         except ApiFailure as failure:
             reply = self._failure(failure, rid)
         except Exception as error:  # a bug must still answer, as the API would: a 500
@@ -144,10 +144,11 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {}
         if failure.error_type is ErrorType.RATE_LIMIT:
             headers["retry-after"] = format(self.server.state.config.retry_after, "g")
+        headers.update(failure.headers)
         envelope = error_envelope(failure.error_type.value, failure.message, rid)
         return Reply(envelope, failure.status, headers)
 
-    def _answer(self, method: str) -> Reply:
+    def _answer(self, method: str, rid: str) -> Reply:
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query)
         state = self.server.state
@@ -168,7 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
             return Reply(drop=True)
         if found is None:
             raise ApiFailure(ErrorType.NOT_FOUND, "Not found")
-        call = Call(state, found[1], query, body, version, self._base_url(), cut)
+        call = Call(state, found[1], query, body, version, self._base_url(), cut, rid)
         del body  # the handler may free it early (a create body can be 256 MB)
         try:
             reply = found[0].handler(call)
@@ -291,7 +292,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_stream(self, reply: Reply, headers: dict[str, str]) -> None:
         assert reply.stream is not None
         headers = {
-            "content-type": "application/binary",
+            "content-type": reply.content_type,
             "transfer-encoding": "chunked",
             **headers,
         }

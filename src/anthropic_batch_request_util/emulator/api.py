@@ -48,6 +48,7 @@ Handler = Callable[[Call], Reply]
 class Route:
     """An endpoint: method, path pattern, handler and the largest body it takes."""
 
+    name: str  #: as counted in the statistics (see `limits.ENDPOINTS`)
     method: str
     pattern: re.Pattern[str]
     handler: Handler
@@ -63,7 +64,7 @@ def create_batch(call: Call) -> Reply:
 
 def retrieve_batch(call: Call) -> Reply:
     """`GET /v1/messages/batches/{id}`."""
-    return Reply(call.state.batch(call.batch_id).to_json(time.time(), call.base_url))
+    return Reply(call.state.visible_batch(call.batch_id).to_json(time.time(), call.base_url))
 
 
 def list_batches(call: Call) -> Reply:
@@ -141,14 +142,14 @@ def count_tokens(call: Call) -> Reply:
 
 _BATCH = r"/v1/messages/batches/(?P<id>[^/]+)"
 ROUTES = (
-    Route("POST", re.compile(r"/v1/messages/batches"), create_batch, large_body=True),
-    Route("GET", re.compile(r"/v1/messages/batches"), list_batches),
-    Route("GET", re.compile(_BATCH), retrieve_batch),
-    Route("DELETE", re.compile(_BATCH), delete_batch),
-    Route("POST", re.compile(_BATCH + "/cancel"), cancel_batch),
-    Route("GET", re.compile(_BATCH + "/results"), batch_results, results=True),
-    Route("POST", re.compile(r"/v1/messages"), create_message),
-    Route("POST", re.compile(r"/v1/messages/count_tokens"), count_tokens),
+    Route("create", "POST", re.compile(r"/v1/messages/batches"), create_batch, large_body=True),
+    Route("list", "GET", re.compile(r"/v1/messages/batches"), list_batches),
+    Route("retrieve", "GET", re.compile(_BATCH), retrieve_batch),
+    Route("delete", "DELETE", re.compile(_BATCH), delete_batch),
+    Route("cancel", "POST", re.compile(_BATCH + "/cancel"), cancel_batch),
+    Route("results", "GET", re.compile(_BATCH + "/results"), batch_results, results=True),
+    Route("messages", "POST", re.compile(r"/v1/messages"), create_message),
+    Route("count_tokens", "POST", re.compile(r"/v1/messages/count_tokens"), count_tokens),
 )
 
 

@@ -38,8 +38,9 @@ def requests(count: int, prefix: str = "req", **extra: Any) -> list[dict[str, An
 
 
 def sync_client(emu: Emulator, **options: Any) -> anthropic.Anthropic:
-    """An SDK client on the emulator that does not retry (so faults show)."""
-    return anthropic.Anthropic(base_url=emu.base_url, api_key=KEY, max_retries=0, **options)
+    """An SDK client on the emulator that does not retry (so faults show), unless told."""
+    options = {"max_retries": 0} | options
+    return anthropic.Anthropic(base_url=emu.base_url, api_key=KEY, **options)
 
 
 def async_client(emu: Emulator, **options: Any) -> anthropic.AsyncAnthropic:

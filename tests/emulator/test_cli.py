@@ -64,11 +64,34 @@ def test_options_become_the_config() -> None:
     assert config.public_url == "http://host:1" and config.shuffle_results is False
 
 
-def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+def test_limit_options_become_the_config() -> None:
+    args = build_parser().parse_args(
+        [
+            "--rate-limit", "50", "--rate-limit-window", "6", "--queued-limit", "1000",
+            "--not-found-after-create", "0.5", "--latency", "0.01",
+        ]
+    )  # fmt: skip
+    config = config_from(args)
+    assert (config.rate_limit_per_window, config.rate_limit_window_s) == (50, 6.0)
+    assert config.queued_requests_limit == 1000
+    assert (config.not_found_after_create_s, config.latency_s) == (0.5, 0.01)
+    unlimited = config_from(build_parser().parse_args(["--rate-limit", "none"]))
+    assert unlimited.rate_limit_per_window is None and unlimited.queued_requests_limit is None
+
+
+def test_help_shows_every_default_and_the_admin_endpoints(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: abr emulator")
     assert "--fault NAME=FRACTION" in out
+    options = re.findall(r"^  (--[a-z-]+)", out, flags=re.MULTILINE)
+    assert len(options) >= 20
+    helps = re.split(r"^  --", out.split("options:")[1].split("admin endpoints")[0], flags=re.M)
+    assert all("(default:" in " ".join(text.split()) for text in helps[1:]), helps
+    for path in ("stats", "faults", "limits", "finish", "expire", "reset"):
+        assert f"/_admin/{path}" in out
 
 
 @pytest.mark.parametrize(
@@ -80,6 +103,8 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
         ["--fault", "http_500=1.5"],
         ["--fault", "http_500"],
         ["--no-such-option"],
+        ["--rate-limit", "0"],
+        ["--latency", "-1"],
     ],
 )
 def test_a_bad_option_is_one_line_and_exit_2(

@@ -221,6 +221,7 @@ def test_faults_change_while_running(emu: Emulator) -> None:
     assert changed.status_code == 200 and changed.json()["http_500"] == 1.0
     assert set(changed.json()) == {
         "http_429", "http_529", "http_500", "drop_before", "drop_after", "results_cut",
+        "stream_error", "stream_cut",
         "row_api_error", "row_overloaded", "row_invalid", "row_expired",
     }  # fmt: skip
     assert (failing, working) == (500, 200)

@@ -100,11 +100,6 @@ def test_an_invalid_messages_request_is_400(emu: Emulator, client: anthropic.Ant
         client.messages.create(**params(messages=[{"role": "user"}]))
 
 
-def test_streaming_is_refused(client: anthropic.Anthropic) -> None:
-    with pytest.raises(anthropic.BadRequestError, match="stream"):
-        client.messages.create(**params(), stream=True)
-
-
 def test_a_cached_system_prompt_is_written_once_then_read(client: anthropic.Anthropic) -> None:
     first = client.messages.create(**params("First?", system=CACHED_SYSTEM))
     second = client.messages.create(**params("Second one?", system=CACHED_SYSTEM))

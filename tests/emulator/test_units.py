@@ -21,6 +21,7 @@ def test_the_public_surface_is_pinned() -> None:
     assert emulator.__all__ == ["FAULTS", "Emulator", "EmulatorConfig", "Fault", "reply_text"]
     assert list(emulator.FAULTS) == [
         "http_429", "http_529", "http_500", "drop_before", "drop_after", "results_cut",
+        "stream_error", "stream_cut",
         "row_api_error", "row_overloaded", "row_invalid", "row_expired",
     ]  # fmt: skip
 

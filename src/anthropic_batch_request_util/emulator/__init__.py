@@ -1,9 +1,10 @@
 """A local emulator of the Anthropic API, faithful enough for the official SDK, with faults.
 
 It serves the Message Batches API (create, retrieve, list, cancel, delete, results) and
-`POST /v1/messages` / `/v1/messages/count_tokens` with the real paths, headers, JSON
-shapes, id formats and error envelope, answers every request deterministically (see
-`reply_text`), and can inject HTTP and per-request faults at chosen fractions. Nothing
+`POST /v1/messages` (streaming too, see `streaming`) / `/v1/messages/count_tokens` with
+the real paths, headers, JSON shapes, id formats and error envelope, answers every request
+deterministically (see `reply_text`), enforces the API's batch limits when asked (see
+`limits`), and can inject HTTP, stream and per-request faults at chosen fractions. Nothing
 leaves the machine and nothing is paid for.
 
 Run it and point the SDK (or abr) at it::

@@ -52,21 +52,45 @@ def _fault(text: str) -> tuple[str, float]:
     return name, value
 
 
+ADMIN_HELP = """admin endpoints (no API key needed):
+  GET  /_admin/stats     batches, submissions, calls per endpoint, 429s by reason,
+                         faults injected (?submissions=1: every custom_id's count)
+  GET  /_admin/faults    the fault fractions; POST {"http_500": 0.2, ...} changes some
+  GET  /_admin/limits    the limits; POST {"rate_limit_per_window": 50, ...} changes some
+  POST /_admin/finish    let unfinished batches end now ({"batch_id": ...}: just one)
+  POST /_admin/expire    expire unfinished batches now ({"batch_id": ...}: just one)
+  POST /_admin/reset     forget every batch and count; faults and limits back to options
+"""
+
+
+def _optional_int(text: str) -> int | None:
+    """A count >= 1, or 'none' for no limit."""
+    if text.strip().lower() in ("none", "off"):
+        return None
+    parsed: int = _number(int, 1)(text)
+    return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line's options."""
     parser = _Parser(
         prog=PROG,
-        description="Serve a local emulator of the Anthropic API (Message Batches and "
-        "Messages) for trying abr and the SDK for free; set ANTHROPIC_BASE_URL to its URL.",
+        description="Serve a local emulator of the Anthropic API (Message Batches and\n"
+        "Messages, streaming included) to try abr and the SDK for free.\n"
+        "Point clients at it with ANTHROPIC_BASE_URL.",
+        epilog=ADMIN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    add("--port", type=_number(int, 0), default=DEFAULT_PORT, help="0 picks a free port")
+    add("--port", type=_number(int, 0), default=DEFAULT_PORT,
+        help="port to listen on, 0 picks a free one (default: %(default)s)")  # fmt: skip
     add("--processing-seconds", type=_number(float, 0), default=defaults.PROCESSING_S,
         help="seconds a batch takes to end (default: %(default)s)")  # fmt: skip
-    add("--seed", type=int, default=0, help="seed of every fault draw and result order")
+    add("--seed", type=int, default=0,
+        help="seed of every fault draw and result order (default: %(default)s)")  # fmt: skip
     add("--retry-after", type=_number(float, 0), default=defaults.RETRY_AFTER_S,
-        help="seconds in retry-after of injected 429s (default: %(default)s)")  # fmt: skip
+        help="retry-after of injected and queued-limit 429s (default: %(default)s)")  # fmt: skip
     add("--max-requests", type=_number(int, 1), default=defaults.MAX_REQUESTS,
         help="requests allowed per batch (default: %(default)s)")  # fmt: skip
     add("--max-bytes", type=_number(int, 1), default=defaults.MAX_BATCH_BYTES,
@@ -77,12 +101,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a canceled batch stays canceling (default: %(default)s)")  # fmt: skip
     add("--min-cache-tokens", type=_number(int, 0), default=defaults.MIN_CACHE_TOKENS,
         help="tokens a prefix needs to be cached (default: %(default)s)")  # fmt: skip
+    add("--rate-limit", type=_optional_int, default=None, metavar="CALLS",
+        help="calls to the batch endpoints per window, 429 beyond (default: none)")  # fmt: skip
+    add("--rate-limit-window", type=_number(float, 0.001), default=defaults.RATE_LIMIT_WINDOW_S,
+        metavar="SECONDS", help="the rate-limit window (default: %(default)s)")  # fmt: skip
+    add("--queued-limit", type=_optional_int, default=None, metavar="REQUESTS",
+        help="requests allowed in batches still processing; a create beyond gets a 429 "
+        "(default: none)")  # fmt: skip
+    add("--not-found-after-create", type=_number(float, 0), default=0.0, metavar="SECONDS",
+        help="a new batch's retrieve/results 404 this long (default: %(default)s)")  # fmt: skip
+    add("--latency", type=_number(float, 0), default=0.0, metavar="SECONDS",
+        help="seconds added to every API call (default: %(default)s)")  # fmt: skip
     add("--fault", type=_fault, action="append", default=[], metavar="NAME=FRACTION",
-        help=f"inject a fault (repeatable): {', '.join(FAULTS)}")  # fmt: skip
-    add("--public-url", help="base of results_url when clients reach the emulator elsewhere")
+        help=f"inject a fault, repeatable (default: none): {', '.join(FAULTS)}")  # fmt: skip
+    add("--public-url",
+        help="base of results_url when clients reach the emulator elsewhere (default: the "
+        "request's Host)")  # fmt: skip
     add("--api-key", help="accept only this key (default: any non-empty key)")
-    add("--no-shuffle", action="store_true", help="write results in request order")
-    add("--verbose", action="store_true", help="log every request to stderr")
+    add("--no-shuffle", action="store_true",
+        help="write results in request order (default: shuffled)")  # fmt: skip
+    add("--verbose", action="store_true", help="log every request to stderr (default: off)")
     return parser
 
 
@@ -101,6 +139,11 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
         faults=dict(args.fault),
         public_url=args.public_url,
         api_key=args.api_key,
+        rate_limit_per_window=args.rate_limit,
+        rate_limit_window_s=args.rate_limit_window,
+        queued_requests_limit=args.queued_limit,
+        not_found_after_create_s=args.not_found_after_create,
+        latency_s=args.latency,
     )
 
 

@@ -9,9 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .faults import Fault
 from .replies import message_json, reply_text, shape_reply, usage_json
 from .results import result_chunks
 from .state import EmulatorState
+from .streaming import EVENT_STREAM, message_events, stream_of
 from .usage import measure_prompt
 from .validate import check_params, parse_object
 from .wire import Reply, invalid, new_id
@@ -31,6 +33,7 @@ class Call:
     version: str
     base_url: str  #: where this client reaches the emulator (for `results_url`)
     cut_results: bool = False
+    request_id: str = ""  #: the `request-id` of the answer
 
     def take_body(self) -> bytes:
         """The body, which this call then forgets (so a 256 MB body can be freed early)."""
@@ -45,6 +48,7 @@ Handler = Callable[[Call], Reply]
 class Route:
     """An endpoint: method, path pattern, handler and the largest body it takes."""
 
+    name: str  #: as counted in the statistics (see `limits.ENDPOINTS`)
     method: str
     pattern: re.Pattern[str]
     handler: Handler
@@ -60,7 +64,7 @@ def create_batch(call: Call) -> Reply:
 
 def retrieve_batch(call: Call) -> Reply:
     """`GET /v1/messages/batches/{id}`."""
-    return Reply(call.state.batch(call.batch_id).to_json(time.time(), call.base_url))
+    return Reply(call.state.visible_batch(call.batch_id).to_json(time.time(), call.base_url))
 
 
 def list_batches(call: Call) -> Reply:
@@ -116,16 +120,18 @@ def _message_params(call: Call, *, needs_max_tokens: bool) -> dict[str, Any]:
 
 
 def create_message(call: Call) -> Reply:
-    """`POST /v1/messages`: answered at once, never streamed."""
+    """`POST /v1/messages`: the whole Message, or with `stream: true` its events."""
     params = _message_params(call, needs_max_tokens=True)
-    if params.get("stream") is True:
-        raise invalid("stream: the emulator does not stream; send stream: false")
     reply = shape_reply(reply_text(params), params["max_tokens"])
     usage = call.state.account_prompt(measure_prompt(params))
     body = message_json(
         new_id("msg"), params["model"], reply, usage_json(usage, reply[2], "standard")
     )
-    return Reply(body)
+    if params.get("stream") is not True:
+        return Reply(body)
+    fault = call.state.faults.draw_stream()
+    events = stream_of(message_events(body), fault, call.request_id)
+    return Reply(stream=events, content_type=EVENT_STREAM, cut=fault is Fault.STREAM_CUT)
 
 
 def count_tokens(call: Call) -> Reply:
@@ -136,14 +142,14 @@ def count_tokens(call: Call) -> Reply:
 
 _BATCH = r"/v1/messages/batches/(?P<id>[^/]+)"
 ROUTES = (
-    Route("POST", re.compile(r"/v1/messages/batches"), create_batch, large_body=True),
-    Route("GET", re.compile(r"/v1/messages/batches"), list_batches),
-    Route("GET", re.compile(_BATCH), retrieve_batch),
-    Route("DELETE", re.compile(_BATCH), delete_batch),
-    Route("POST", re.compile(_BATCH + "/cancel"), cancel_batch),
-    Route("GET", re.compile(_BATCH + "/results"), batch_results, results=True),
-    Route("POST", re.compile(r"/v1/messages"), create_message),
-    Route("POST", re.compile(r"/v1/messages/count_tokens"), count_tokens),
+    Route("create", "POST", re.compile(r"/v1/messages/batches"), create_batch, large_body=True),
+    Route("list", "GET", re.compile(r"/v1/messages/batches"), list_batches),
+    Route("retrieve", "GET", re.compile(_BATCH), retrieve_batch),
+    Route("delete", "DELETE", re.compile(_BATCH), delete_batch),
+    Route("cancel", "POST", re.compile(_BATCH + "/cancel"), cancel_batch),
+    Route("results", "GET", re.compile(_BATCH + "/results"), batch_results, results=True),
+    Route("messages", "POST", re.compile(r"/v1/messages"), create_message),
+    Route("count_tokens", "POST", re.compile(r"/v1/messages/count_tokens"), count_tokens),
 )
 
 

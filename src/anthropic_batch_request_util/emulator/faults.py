@@ -5,7 +5,8 @@ disjoint slices of it in the order listed, so each fires at its own fraction (wh
 family's fractions sum to at most 1):
 
 - HTTP faults: one draw per `/v1` request, from a `random.Random(seed)` in arrival order.
-  `results_cut` takes a second draw of its own on every results download.
+  `results_cut` takes a second draw of its own on every results download, and the
+  stream faults (`stream_error`, `stream_cut`) one on every streamed Messages answer.
 - Row faults: one draw per submitted request, a pure function of
   (seed, custom_id, how many times that custom_id was submitted before), so a resubmitted
   request gets a fresh draw and the same run twice gives the same outcomes.
@@ -30,6 +31,8 @@ class Fault(StrEnum):
     DROP_BEFORE = "drop_before"  #: close the connection without doing anything
     DROP_AFTER = "drop_after"  #: do the request, then close without answering
     RESULTS_CUT = "results_cut"  #: cut the results stream mid-line
+    STREAM_ERROR = "stream_error"  #: an `error` event in the middle of a streamed answer
+    STREAM_CUT = "stream_cut"  #: a streamed answer cut mid-event (the connection closes)
     ROW_API_ERROR = "row_api_error"  #: errored row with api_error
     ROW_OVERLOADED = "row_overloaded"  #: errored row with overloaded_error
     ROW_INVALID = "row_invalid"  #: errored row with invalid_request_error
@@ -38,6 +41,8 @@ class Fault(StrEnum):
 
 #: faults drawn once per /v1 request, in slice order
 HTTP_FAULTS = (Fault.HTTP_429, Fault.HTTP_529, Fault.HTTP_500, Fault.DROP_BEFORE, Fault.DROP_AFTER)
+#: faults drawn once per streamed Messages answer, in slice order
+STREAM_FAULTS = (Fault.STREAM_ERROR, Fault.STREAM_CUT)
 #: faults drawn once per submitted batch request, in slice order
 ROW_FAULTS = (Fault.ROW_API_ERROR, Fault.ROW_OVERLOADED, Fault.ROW_INVALID, Fault.ROW_EXPIRED)
 FAULTS = tuple(Fault)
@@ -106,6 +111,14 @@ class FaultSet:
                 self.http_injected[fault or Fault.RESULTS_CUT] += 1
             return fault, cut
 
+    def draw_stream(self) -> Fault | None:
+        """This streamed answer's fault (or None)."""
+        with self._lock:
+            fault = pick(self._rng.random(), STREAM_FAULTS, self.fractions)
+            if fault is not None:
+                self.http_injected[fault] += 1
+            return fault
+
     def any_row_faults(self) -> bool:
         """Whether any row fault can fire."""
         return any(self.fractions[fault] > 0 for fault in ROW_FAULTS)
@@ -123,7 +136,7 @@ class FaultSet:
         with self._lock:
             return {
                 fault.value: self.http_injected[fault]
-                for fault in (*HTTP_FAULTS, Fault.RESULTS_CUT)
+                for fault in (*HTTP_FAULTS, Fault.RESULTS_CUT, *STREAM_FAULTS)
             }
 
     def row_counts(self) -> dict[str, int]:

@@ -6,6 +6,7 @@ import contextlib
 import socket
 import sys
 import threading
+import time
 import traceback
 import urllib.parse
 from http import HTTPStatus
@@ -125,8 +126,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         rid = request_id()
         self._body_read = False
+        self._limit_headers: dict[str, str] = {}
         try:
-            reply = self._answer(method)
+            reply = self._answer(method, rid)
         except ApiFailure as failure:
             reply = self._failure(failure, rid)
         except Exception as error:  # a bug must still answer, as the API would: a 500
@@ -134,6 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self._failure(ApiFailure(ErrorType.API, f"emulator error: {error}"), rid)
         if not self._body_read and self._has_body():
             self.close_connection = True  # its unread body would be taken for the next request
+        reply.headers = self._limit_headers | reply.headers
         self._send(reply, rid)
 
     def _has_body(self) -> bool:
@@ -144,10 +147,11 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {}
         if failure.error_type is ErrorType.RATE_LIMIT:
             headers["retry-after"] = format(self.server.state.config.retry_after, "g")
+        headers.update(failure.headers)
         envelope = error_envelope(failure.error_type.value, failure.message, rid)
         return Reply(envelope, failure.status, headers)
 
-    def _answer(self, method: str) -> Reply:
+    def _answer(self, method: str, rid: str) -> Reply:
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query)
         state = self.server.state
@@ -161,6 +165,11 @@ class _Handler(BaseHTTPRequestHandler):
         if route is not None and route.large_body:
             state.worker.wait_idle()  # hold no body while the previous one is worked out
         body = self._read_body(_body_limit(route, state.config))
+        latency = state.limits["latency_s"]
+        if latency > 0:
+            time.sleep(latency)
+        if route is not None:
+            self._limit_headers = state.limits.take(route.name)
         fault, cut = state.faults.draw_http(route is not None and route.results)
         if fault in ERROR_FAULTS:
             raise ApiFailure(*ERROR_FAULTS[fault])
@@ -168,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
             return Reply(drop=True)
         if found is None:
             raise ApiFailure(ErrorType.NOT_FOUND, "Not found")
-        call = Call(state, found[1], query, body, version, self._base_url(), cut)
+        call = Call(state, found[1], query, body, version, self._base_url(), cut, rid)
         del body  # the handler may free it early (a create body can be 256 MB)
         try:
             reply = found[0].handler(call)
@@ -291,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_stream(self, reply: Reply, headers: dict[str, str]) -> None:
         assert reply.stream is not None
         headers = {
-            "content-type": "application/binary",
+            "content-type": reply.content_type,
             "transfer-encoding": "chunked",
             **headers,
         }
@@ -409,6 +418,10 @@ class Emulator:
     def set_faults(self, **fractions: float) -> dict[str, float]:
         """Change some fault fractions (as `POST /_admin/faults`); return them all."""
         return self.state.set_faults(fractions)
+
+    def set_limits(self, **values: Any) -> dict[str, Any]:
+        """Change some limits (as `POST /_admin/limits`); return them all."""
+        return self.state.set_limits(values)
 
     def stats(self, submissions: bool = False) -> dict[str, Any]:
         """The same JSON as `GET /_admin/stats` (`?submissions=1` with `submissions`)."""

@@ -15,6 +15,7 @@ from typing import Any
 from .batches import Batch, RowKind, RowPacker, Rows
 from .config import EmulatorConfig
 from .faults import Fault, FaultSet
+from .limits import Limits
 from .processing import Job, Worker, gc_paused
 from .replies import Prepared, prepare
 from .usage import InputUsage, Prompt, PromptCache
@@ -37,6 +38,7 @@ class EmulatorState:
         self.config = config
         self.lock = threading.Lock()
         self.faults = FaultSet(config.faults, config.seed)
+        self.limits = Limits(config)
         self.worker = Worker(self._process, "abr-emulator-batches")
         self.generation = 0  #: bumped by a reset, so that a job queued before it is dropped
         self._forget()
@@ -54,10 +56,12 @@ class EmulatorState:
         self.cache = PromptCache(self.config.min_cache_tokens)
 
     def reset(self) -> None:
-        """Forget every batch, submission and cache entry; faults go back to the config's."""
+        """Forget every batch, submission, cache entry and count; faults and limits go back
+        to the config's."""
         with self.lock:
             self._forget()
             self.faults = FaultSet(self.config.faults, self.config.seed)
+            self.limits = Limits(self.config)
 
     # -- batches ---------------------------------------------------------------------------
 
@@ -69,9 +73,24 @@ class EmulatorState:
                 requests = batch_requests(parse_object(body), self.config.max_requests_per_batch)
             del body
             with self.lock:
+                self._check_queue(len(requests))
                 batch = self._register(len(requests))
                 submit(Job(batch, requests, version, self.generation))
         return batch
+
+    def _check_queue(self, size: int) -> None:
+        """A 429 when this batch would take the queued requests over their limit."""
+        limit = self.limits["queued_requests_limit"]
+        if limit is None:
+            return
+        queued = self._queued(time.time())
+        if queued + size > limit:
+            raise self.limits.refuse_queued(queued, size, self.config.retry_after)
+
+    def _queued(self, now: float) -> int:
+        """Requests in batches still processing (in_progress or canceling)."""
+        ended = ProcessingStatus.ENDED
+        return sum(b.size for b in self.batches.values() if b.status(now) is not ended)
 
     def _register(self, size: int) -> Batch:
         config, now, seq = self.config, time.time(), len(self.seq_of)
@@ -145,6 +164,15 @@ class EmulatorState:
             raise ApiFailure(ErrorType.NOT_FOUND, f"No message batch with id '{batch_id}'")
         return found
 
+    def visible_batch(self, batch_id: str) -> Batch:
+        """The batch, unless it was created less than `not_found_after_create_s` ago: then
+        a 404, as the API sometimes answers right after a create."""
+        batch = self.batch(batch_id)
+        if time.time() - batch.created_at < self.limits["not_found_after_create_s"]:
+            self.limits.count_hidden()
+            raise ApiFailure(ErrorType.NOT_FOUND, f"No message batch with id '{batch_id}'")
+        return batch
+
     def list_batches(
         self, limit: int, after_id: str | None, before_id: str | None
     ) -> tuple[list[Batch], bool]:
@@ -193,7 +221,7 @@ class EmulatorState:
     def ended_batch(self, batch_id: str) -> Batch:
         """The batch, once it has ended; a 400 before."""
         with self.lock:
-            batch = self.batch(batch_id)
+            batch = self.visible_batch(batch_id)
             if batch.status(time.time()) is not ProcessingStatus.ENDED:
                 raise invalid(
                     f"Message batch '{batch_id}' has not ended yet; results are available "
@@ -243,6 +271,9 @@ class EmulatorState:
                 "http_faults_injected": self.faults.http_counts(),
                 "row_faults_injected": self.faults.row_counts(),
                 "batches_by_status": by_status,
+                "queued_requests": self._queued(now),
+                "limits": self.limits.snapshot(),
+                **self.limits.traffic(self.faults.http_counts()[Fault.HTTP_429]),
             }
             if submissions:
                 report["submissions"] = {k.decode(): n for k, n in self.submissions.items()}
@@ -251,6 +282,10 @@ class EmulatorState:
     def set_faults(self, fractions: Mapping[str, float]) -> dict[str, float]:
         """Change some fault fractions; return them all."""
         return self.faults.update(fractions)
+
+    def set_limits(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Change some limits; return them all."""
+        return self.limits.update(values)
 
 
 def request_id() -> str:

@@ -67,10 +67,13 @@ STATUS_OF = {
 class ApiFailure(Exception):
     """An API error answer: raised by a handler, sent as the error envelope."""
 
-    def __init__(self, error_type: ErrorType, message: str) -> None:
+    def __init__(
+        self, error_type: ErrorType, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
+        self.headers = headers or {}  #: sent with the error (e.g. `retry-after`)
 
     @property
     def status(self) -> int:
@@ -129,5 +132,6 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     stream: Iterator[bytes] | None = None
+    content_type: str = "application/binary"  #: of a stream
     cut: bool = False
     drop: bool = False

@@ -41,9 +41,11 @@ def test_public_names_are_pinned() -> None:
         "PriceTable",
         "TokenCounts",
         "UsageTotals",
+        "batch_cost",
         "cost_usd",
         "format_usd",
         "load_price_table",
+        "usd_json",
     ]
 
 

@@ -572,9 +572,18 @@ def test_estimate_dataclass_fields_are_pinned() -> None:
         "high_usd",
         "model_breakdown",
         "offline",
+        "counting",
+        "counted_requests",
+        "input_tokens_margin",
+        "margin_usd",
+        "caching",
     ]
     assert estimate_module.__all__ == [
+        "BYTES_PER_TOKEN",
         "COUNT_TOKENS_PARAMS",
+        "DEFAULT_SAMPLE",
+        "IMAGE_TOKENS",
+        "CacheEstimate",
         "Estimate",
         "ModelEstimate",
         "TokenBucket",

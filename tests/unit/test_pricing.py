@@ -41,10 +41,12 @@ def test_public_names_are_pinned() -> None:
         "PriceTable",
         "TokenCounts",
         "UsageTotals",
+        "batch_cost",
         "cost_usd",
         "format_usd",
         "load_price_table",
         "price_table_for",
+        "usd_json",
     ]
 
 

@@ -129,6 +129,16 @@ def estimate(
     ] = False,
     concurrency: Annotated[int, typer.Option(help="count_tokens calls in flight.")] = 8,
     rate: Annotated[float, typer.Option(help="count_tokens calls per second at most.")] = 50.0,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            "--sample",
+            help="Count this many random requests online, calibrate the rest (default 1000).",
+        ),
+    ] = None,
+    count_all: Annotated[
+        bool, typer.Option("--all", help="Count every request online, however many.")
+    ] = False,
     config: ConfigOpt = None,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
@@ -140,6 +150,11 @@ def estimate(
     with _user_errors():
         if concurrency < 1 or rate <= 0:
             raise UsageError("--concurrency must be at least 1 and --rate above 0")
+        if count_all and sample is not None:
+            raise UsageError("--all and --sample exclude each other: give one")
+        if sample is not None and sample < 2:
+            raise UsageError("--sample must be at least 2 requests")
+        sample = None if count_all else (sample or estimating.DEFAULT_SAMPLE)
         settings = _settings(config, output)
         progress = render.Counter("counting tokens", enabled=not as_json and not offline)
         with progress:
@@ -149,6 +164,7 @@ def estimate(
                 offline=offline,
                 concurrency=concurrency,
                 rate_per_s=rate,
+                sample=sample,
                 prices=price_table_for(settings.pricing_file),
                 on_progress=progress.update,
             )

@@ -268,14 +268,33 @@ class Counter(_Bar):
 
 
 def estimate(result: Any) -> None:
-    """`abr estimate`: tokens and the cost range, per model when several."""
-    how = "approximate (offline)" if result.offline else "counted by the API"
-    stdout.print(f"{result.requests} requests, {result.input_tokens:,} input tokens ({how})")
+    """`abr estimate`: tokens, how they were counted, the cost range, what caching does."""
+    how = {
+        "offline": "approximate (offline)",
+        "all": "counted by the API",
+        "sample": f"{result.counted_requests:,} counted by the API, the rest calibrated on them",
+    }[result.counting]
+    margin = f" ± {result.input_tokens_margin:,}" if result.input_tokens_margin else ""
+    stdout.print(
+        f"{result.requests} requests, {result.input_tokens:,}{margin} input tokens ({how})"
+    )
     stdout.print(f"output: up to {result.max_output_tokens:,} tokens (the requests' max_tokens)")
     stdout.print(
-        f"cost at batch prices: {format_usd(result.low_usd)} (input only) "
+        f"cost at batch prices: {format_usd(result.low_usd)} (the input at its least) "
         f"to {format_usd(result.high_usd)} (every answer at max_tokens)"
     )
+    if result.margin_usd:
+        stdout.print(f"  ± {format_usd(result.margin_usd)} for the sampled token count (~95%)")
+    caching = result.caching
+    if caching is not None:
+        stdout.print(
+            f"prompt caching: {caching.requests_sharing:,} of {caching.requests_with_prefix:,}"
+            f" requests with a cacheable prefix share one ({caching.prefixes:,} distinct);"
+            f" input {format_usd(caching.floor_input_usd)} to "
+            f"{format_usd(caching.ceiling_input_usd)}, "
+            f"{format_usd(caching.uncached_input_usd)} without caching, "
+            f"saves up to {format_usd(caching.savings_usd)}"
+        )
     if len(result.model_breakdown) > 1:
         for model, part in result.model_breakdown.items():
             stdout.print(

@@ -1,40 +1,47 @@
 """`abr estimate FILE`: what a file of requests will cost at batch prices, before launch.
 
-The answer is a range, "input exact, output up to max_tokens", per model and in total::
+The answer is a range per model and in total, at batch prices::
 
-    low  = input tokens                                   * batch input price
-    high = input tokens * batch input price  +  sum of max_tokens * batch output price
+    low  = the input's floor                        (see `cost_bounds`)
+    high = the input's ceiling  +  sum of max_tokens * output price
 
-Prompt caching is not modelled: cache reads can bring the real cost below `low` and the
-first write of a cached prefix costs 1.25x (5-minute) or 2x (1-hour) its input price.
+Without prompt caching both price the input as fresh input tokens. With it (a request
+carries `cache_control`, as every request does under ``batch.enable_prompt_cache``), the
+floor prices each distinct cacheable prefix as one write and its repeats as cache reads,
+the ceiling every prefix as a write; `Estimate.caching` says which requests share a
+prefix and how much caching saves at best.
 
 The file is read twice, streaming, so memory does not grow with it: the first pass
 validates every request exactly as `abr run` does (an `InputError` or an unknown model's
 `SettingsError` comes before any HTTP call) and tallies requests and max_tokens per model;
-the second counts input tokens.
+the second measures every prompt offline (`prompt_shape`) and counts input tokens.
 
-Token counts, online (the default): one ``POST /v1/messages/count_tokens`` per request,
-through the official SDK and the caller's client (its key, base URL and retries). At most
-`concurrency` calls are in flight and calls start at most `rate_per_s` a second (a token
-bucket), so a million-request file neither floods the API nor queues a million futures.
+Token counts (`Estimate.counting`):
 
-Offline: an approximation, no network. A request's text (the system prompt, the text of
-every message and the compact JSON of every tool and non-text block) is taken at
-``BYTES_PER_TOKEN`` UTF-8 bytes a token, rounded up, plus ``IMAGE_TOKENS`` per image. Real
-tokenizers differ by language and content; treat the figure as a rough guide.
+* ``all``: one ``POST /v1/messages/count_tokens`` per request, through the official SDK
+  and the caller's client. At most `concurrency` calls are in flight and calls start at
+  most `rate_per_s` a second (a token bucket).
+* ``sample``: a file with more requests than `sample` has a random `sample` of them
+  counted so; the others are the offline approximation times the sample's ratio of
+  counted to approximated tokens, per model (`estimate_parts.Calibration`), and
+  `input_tokens_margin` is the ~95% uncertainty of the total.
+* ``offline``: the approximation of `prompt_shape` for every request, no network.
+
+A cacheable prefix's tokens are the approximation's, scaled to the request's count.
 """
 
 from __future__ import annotations
 
-import math
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import anthropic
 import orjson
@@ -43,10 +50,17 @@ from ..api import make_client
 from ..config import Settings, require_api_key
 from ..errors import ApiError, UsageError
 from ..inputs import RequestDefaults, read_requests, request_defaults
-from .pricing import PriceTable, TokenCounts, UsageTotals, cost_usd, load_price_table
+from .bounds import InputSplit, PrefixLedger, ceiling_counts, floor_counts
+from .estimate_parts import CacheGroup, Calibration, PrefixGroups
+from .pricing import PriceTable, TokenCounts, batch_cost, load_price_table, usd_json
+from .prompt_shape import BYTES_PER_TOKEN, IMAGE_TOKENS, PromptShape, measure_prompt
 
 __all__ = [
+    "BYTES_PER_TOKEN",
     "COUNT_TOKENS_PARAMS",
+    "DEFAULT_SAMPLE",
+    "IMAGE_TOKENS",
+    "CacheEstimate",
     "Estimate",
     "ModelEstimate",
     "TokenBucket",
@@ -56,6 +70,8 @@ __all__ = [
 
 DEFAULT_CONCURRENCY = 8  #: count_tokens calls in flight at most
 DEFAULT_RATE_PER_S = 50.0  #: count_tokens calls started per second at most
+#: requests counted online when a file has more; at the default rate about 20 seconds
+DEFAULT_SAMPLE = 1000
 #: the request fields `messages.count_tokens` takes (SDK 2.14); the rest (max_tokens,
 #: temperature, metadata, stop_sequences ...) do not change the input token count
 COUNT_TOKENS_PARAMS: Final = frozenset(
@@ -71,12 +87,9 @@ COUNT_TOKENS_PARAMS: Final = frozenset(
         "speed",
     }
 )
-BYTES_PER_TOKEN = 4  #: offline: UTF-8 bytes per token, a common rule of thumb for English
-#: offline: tokens per image, about (width * height) / 750 at the ~1.15-megapixel size to
-#: which the API scales large images
-IMAGE_TOKENS = 1600
 
-ProgressCallback = Callable[[int, int], None]  #: (requests counted, requests in the file)
+Counting = Literal["all", "sample", "offline"]
+ProgressCallback = Callable[[int, int], None]  #: (requests counted, requests to count)
 
 
 @dataclass(frozen=True)
@@ -86,13 +99,29 @@ class ModelEstimate:
     requests: int
     input_tokens: int
     max_output_tokens: int  #: the sum of the requests' max_tokens
-    low_usd: float  #: input only, at the batch input price
-    high_usd: float  #: input plus max_output_tokens at the batch output price
+    low_usd: float  #: the input's floor at batch prices
+    high_usd: float  #: the input's ceiling plus max_output_tokens at the batch output price
+    input_tokens_margin: int = 0  #: +- tokens at ~95% confidence (sampled counts only)
+
+
+@dataclass(frozen=True)
+class CacheEstimate:
+    """What prompt caching does to the input's cost."""
+
+    requests_with_prefix: int  #: requests with a cacheable prefix
+    prefixes: int  #: distinct longest prefixes among them
+    requests_sharing: int  #: requests whose longest prefix another request has too
+    uncached_input_usd: float  #: the input, every token priced as fresh input
+    floor_input_usd: float  #: the input's floor: one write per prefix, then reads
+    ceiling_input_usd: float  #: the input's ceiling: every prefix written
+    savings_usd: float  #: uncached minus floor: what caching saves at best
+    shared: list[CacheGroup]  #: the most shared prefixes, with their first custom_ids
+    complete: bool = True  #: False when too many distinct prefixes to follow them all
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """What a file will cost at batch prices: input exact, output up to max_tokens."""
+    """What a file will cost at batch prices: the input's floor to its ceiling plus output."""
 
     requests: int
     input_tokens: int
@@ -101,10 +130,27 @@ class Estimate:
     high_usd: float
     model_breakdown: dict[str, ModelEstimate]  #: by model id, as the requests name it
     offline: bool  #: token counts are the offline approximation
+    counting: Counting = "all"  #: how input tokens were counted (see the module doc)
+    counted_requests: int = 0  #: requests whose tokens the API counted
+    input_tokens_margin: int = 0  #: +- tokens at ~95% confidence (sampled counts only)
+    margin_usd: float = 0.0  #: +- USD: the token margin at the dearest input price
+    caching: CacheEstimate | None = None  #: None when no request has a cacheable prefix
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain JSON types, for `--json`."""
-        return asdict(self)
+        """Plain JSON types, for `--json`; USD figures rounded by `usd_json`."""
+        rounded: dict[str, Any] = _rounded(asdict(self))
+        return rounded
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: usd_json(item) if key.endswith("_usd") else _rounded(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    return value
 
 
 @dataclass
@@ -113,7 +159,9 @@ class _Tally:
 
     requests: int = 0
     max_output_tokens: int = 0
-    input_tokens: int = 0
+    counted: InputSplit = field(default_factory=InputSplit)  #: in the API's tokens
+    approximated: InputSplit = field(default_factory=InputSplit)  #: in approximate tokens
+    calibration: Calibration = field(default_factory=Calibration)
 
 
 class TokenBucket:
@@ -163,38 +211,54 @@ def estimate(
     rate_per_s: float = DEFAULT_RATE_PER_S,
     on_progress: ProgressCallback | None = None,
     prices: PriceTable | None = None,
+    sample: int | None = DEFAULT_SAMPLE,
+    seed: int | None = None,
 ) -> Estimate:
     """Estimate what running `path` with `settings` costs (see the module doc).
 
     Online, `client` makes the count_tokens calls (the caller keeps it open and closes
     it); without one, a client is made from the settings and ANTHROPIC_API_KEY and closed
-    here. `prices` defaults to the packaged table. `on_progress(done, total)` is called
-    from the calling thread after each request's tokens are counted.
+    here. A file with more than `sample` requests has a random `sample` of them counted
+    (`seed` makes the draw repeatable); `sample=None` counts every request. `prices`
+    defaults to the packaged table. `on_progress(done, total)` is called from the calling
+    thread after each request is counted (or approximated, offline).
 
     Raises `InputError` for a bad file, `SettingsError` for a model without a price,
     `MissingApiKeyError`, and `ApiError` when a count fails after the SDK's retries.
     """
-    _check_limits(concurrency, rate_per_s)
+    _check_limits(concurrency, rate_per_s, sample)
     table = load_price_table() if prices is None else prices
     defaults = request_defaults(settings)
     with ExitStack() as stack:
         if not offline and client is None:
             client = stack.enter_context(make_client(settings, require_api_key()))  # no HTTP yet
-        tallies = _survey(path, defaults, table)
-        progress = _Progress(sum(t.requests for t in tallies.values()), on_progress)
+        walk = _Walk(_survey(path, defaults, table))
+        total = sum(t.requests for t in walk.tallies.values())
         if offline or client is None:  # client is None only offline
-            _count_offline(path, defaults, tallies, progress)
-        else:
-            pacer = TokenBucket(rate_per_s)
-            _count_online(client, path, defaults, tallies, progress, concurrency, pacer)
-    return _summary(tallies, table, offline)
+            _count_offline(path, defaults, walk, _Progress(total, on_progress))
+            return _summary(walk, table, "offline", 0)
+        chosen = _draw(total, sample, seed)
+        to_count = total if chosen is None else len(chosen)
+        pacer = TokenBucket(rate_per_s)
+        progress = _Progress(to_count, on_progress)
+        _count_online(client, path, defaults, walk, progress, concurrency, pacer, chosen)
+    return _summary(walk, table, "all" if chosen is None else "sample", to_count)
 
 
-def _check_limits(concurrency: int, rate_per_s: float) -> None:
+def _check_limits(concurrency: int, rate_per_s: float, sample: int | None) -> None:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise UsageError(f"concurrency must be a whole number of at least 1, not {concurrency}")
     if not rate_per_s > 0:
         raise UsageError(f"the rate must be above 0 calls per second, not {rate_per_s}")
+    if sample is not None and sample < 2:
+        raise UsageError(f"the sample must be at least 2 requests, not {sample}")
+
+
+def _draw(total: int, sample: int | None, seed: int | None) -> set[int] | None:
+    """The indexes of the requests to count online; None for all of them."""
+    if sample is None or total <= sample:
+        return None
+    return set(random.Random(seed).sample(range(total), sample))
 
 
 # --- the passes over the file ---------------------------------------------------------
@@ -236,12 +300,34 @@ class _Progress:
             self.callback(self.done, self.total)
 
 
-def _count_offline(
-    path: Path, defaults: RequestDefaults, tallies: dict[str, _Tally], progress: _Progress
-) -> None:
+class _Walk:
+    """Pass two's state: the tallies, the prefixes seen (in file order) and their groups."""
+
+    def __init__(self, tallies: dict[str, _Tally]) -> None:
+        self.tallies = tallies
+        self.ledger = PrefixLedger()
+        self.groups = PrefixGroups()
+
+    def measure(self, custom_id: str, params: Mapping[str, Any]) -> tuple[PromptShape, InputSplit]:
+        """The next request's shape and its floor/ceiling split, in approximate tokens."""
+        shape = measure_prompt(params)
+        self.groups.add(custom_id, params["model"], shape)
+        return shape, self.ledger.split(shape)
+
+    def approximated(self, model: str, split: InputSplit) -> None:
+        tally = self.tallies[model]
+        tally.approximated += split
+
+    def counted(self, model: str, shape: PromptShape, split: InputSplit, tokens: int) -> None:
+        tally = self.tallies[model]
+        tally.counted += split.scaled(tokens)
+        tally.calibration.add(shape.tokens, tokens)
+
+
+def _count_offline(path: Path, defaults: RequestDefaults, walk: _Walk, progress: _Progress) -> None:
     """Pass two, offline: approximate each request's input tokens."""
-    for _, params in _params(path, defaults):
-        tallies[params["model"]].input_tokens += approximate_input_tokens(params)
+    for custom_id, params in _params(path, defaults):
+        walk.approximated(params["model"], walk.measure(custom_id, params)[1])
         progress.step()
 
 
@@ -249,32 +335,38 @@ def _count_online(
     client: anthropic.Anthropic,
     path: Path,
     defaults: RequestDefaults,
-    tallies: dict[str, _Tally],
+    walk: _Walk,
     progress: _Progress,
     concurrency: int,
     pacer: TokenBucket,
+    chosen: set[int] | None,
 ) -> None:
-    """Pass two, online: count_tokens for each request, `concurrency` calls at a time.
+    """Pass two, online: count_tokens for each chosen request (None: all of them),
+    `concurrency` calls at a time; the others are approximated.
 
     A new call is submitted only when one of the `concurrency` in flight has finished, so
     neither futures nor request bodies pile up.
     """
-    pending: dict[Future[int], tuple[str, str]] = {}  # future -> (custom_id, model)
+    pending: dict[Future[int], tuple[str, str, PromptShape, InputSplit]] = {}
 
     def collect(done: set[Future[int]]) -> None:
         for future in done:
-            custom_id, model = pending.pop(future)
-            tallies[model].input_tokens += _result(future, custom_id)
+            custom_id, model, shape, split = pending.pop(future)
+            walk.counted(model, shape, split, _result(future, custom_id))
             progress.step()
 
     pool = ThreadPoolExecutor(concurrency, thread_name_prefix="abr-count-tokens")
     try:
-        for custom_id, params in _params(path, defaults):
+        for index, (custom_id, params) in enumerate(_params(path, defaults)):
+            shape, split = walk.measure(custom_id, params)
+            if chosen is not None and index not in chosen:
+                walk.approximated(params["model"], split)
+                continue
             if len(pending) >= concurrency:
                 collect(wait(pending, return_when=FIRST_COMPLETED).done)
             pacer.acquire()
             future = pool.submit(_count_tokens, client, _count_params(params))
-            pending[future] = (custom_id, params["model"])
+            pending[future] = (custom_id, params["model"], shape, split)
         collect(wait(pending).done)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -309,78 +401,100 @@ def _describe(error: anthropic.APIError) -> str:
     return str(error) or type(error).__name__
 
 
-# --- the offline approximation --------------------------------------------------------
-
-
 def approximate_input_tokens(params: Mapping[str, Any]) -> int:
-    """A request's input tokens without asking the API (see the module doc); at least 1."""
-    size, images = 0, 0
-    for tool in _as_list(params.get("tools")):
-        size += _json_bytes(tool)
-    system = params.get("system")
-    blocks = [system] if isinstance(system, str) else _as_list(system)
-    for message in _as_list(params.get("messages")):
-        content = message.get("content") if isinstance(message, dict) else None
-        blocks += [content] if isinstance(content, str) else _as_list(content)
-    for block in blocks:
-        if isinstance(block, dict) and block.get("type") == "image":
-            images += 1
-        else:
-            size += _block_bytes(block)
-    return max(1, math.ceil(size / BYTES_PER_TOKEN) + images * IMAGE_TOKENS)
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _block_bytes(block: Any) -> int:
-    """UTF-8 bytes of a string or a text block's text; compact JSON for anything else."""
-    if isinstance(block, str):
-        return len(block.encode())
-    if (
-        isinstance(block, dict)
-        and block.get("type") == "text"
-        and isinstance(block.get("text"), str)
-    ):
-        return len(block["text"].encode())
-    return _json_bytes(block)
-
-
-def _json_bytes(value: Any) -> int:
-    """Bytes of `value` as compact JSON, without its cache_control (not part of the prompt)."""
-    if isinstance(value, dict) and "cache_control" in value:
-        value = {key: item for key, item in value.items() if key != "cache_control"}
-    return len(orjson.dumps(value))
+    """A request's input tokens without asking the API (`prompt_shape`); at least 1."""
+    return measure_prompt(params).tokens
 
 
 # --- the figures ----------------------------------------------------------------------
 
 
-def _summary(tallies: dict[str, _Tally], table: PriceTable, offline: bool) -> Estimate:
+@dataclass
+class _Model:
+    """One model's figures, exact."""
+
+    split: InputSplit
+    floor: Decimal  #: input
+    ceiling: Decimal  #: input
+    output: Decimal  #: max_tokens of every request
+    uncached: Decimal  #: input, all fresh
+    margin: int  #: tokens
+    margin_usd: Decimal
+
+
+def _model_figures(model: str, tally: _Tally, pooled: Calibration, table: PriceTable) -> _Model:
+    """Prices one model's tallies; the approximated part is calibrated on the sample."""
+    own = tally.calibration
+    calibration = own if own.n >= 2 else pooled
+    approximated = tally.approximated
+    estimated = approximated.scaled(round(calibration.ratio * approximated.tokens))
+    split = tally.counted + estimated
+    price = table.price_for(model)
+    margin = calibration.margin(tally.requests, own.n) if approximated.tokens else 0
+    dearest = max(
+        batch_cost(TokenCounts(**{name: margin}), model, table)
+        for name in ("input", "cache_write_5m", "cache_write_1h")
+    )
+    return _Model(
+        split=split,
+        floor=batch_cost(floor_counts(split, price), model, table),
+        ceiling=batch_cost(ceiling_counts(split, price), model, table),
+        output=batch_cost(TokenCounts(output=tally.max_output_tokens), model, table),
+        uncached=batch_cost(TokenCounts(input=split.tokens), model, table),
+        margin=margin,
+        margin_usd=dearest,
+    )
+
+
+def _summary(walk: _Walk, table: PriceTable, counting: Counting, counted: int) -> Estimate:
     """Prices the tallies: per model, and in total exactly (Decimal sums, one rounding)."""
-    low, high = UsageTotals(), UsageTotals()
-    breakdown: dict[str, ModelEstimate] = {}
-    for model, tally in tallies.items():
-        low.by_model[model] = TokenCounts(input=tally.input_tokens)
-        high.by_model[model] = TokenCounts(input=tally.input_tokens, output=tally.max_output_tokens)
-        breakdown[model] = ModelEstimate(
+    pooled = Calibration()
+    for tally in walk.tallies.values():
+        pooled = pooled.merged(tally.calibration)
+    figures = {m: _model_figures(m, t, pooled, table) for m, t in walk.tallies.items()}
+    breakdown = {
+        model: ModelEstimate(
             requests=tally.requests,
-            input_tokens=tally.input_tokens,
+            input_tokens=figures[model].split.tokens,
             max_output_tokens=tally.max_output_tokens,
-            low_usd=cost_usd({"input_tokens": tally.input_tokens}, model, table),
-            high_usd=cost_usd(
-                {"input_tokens": tally.input_tokens, "output_tokens": tally.max_output_tokens},
-                model,
-                table,
-            ),
+            low_usd=float(figures[model].floor),
+            high_usd=float(figures[model].ceiling + figures[model].output),
+            input_tokens_margin=figures[model].margin,
         )
+        for model, tally in walk.tallies.items()
+    }
+    parts = figures.values()
     return Estimate(
-        requests=sum(t.requests for t in tallies.values()),
-        input_tokens=sum(t.input_tokens for t in tallies.values()),
-        max_output_tokens=sum(t.max_output_tokens for t in tallies.values()),
-        low_usd=low.cost_usd(table),
-        high_usd=high.cost_usd(table),
+        requests=sum(t.requests for t in walk.tallies.values()),
+        input_tokens=sum(f.split.tokens for f in parts),
+        max_output_tokens=sum(t.max_output_tokens for t in walk.tallies.values()),
+        low_usd=float(sum((f.floor for f in parts), Decimal(0))),
+        high_usd=float(sum((f.ceiling + f.output for f in parts), Decimal(0))),
         model_breakdown=breakdown,
-        offline=offline,
+        offline=counting == "offline",
+        counting=counting,
+        counted_requests=counted,
+        input_tokens_margin=sum(f.margin for f in parts),
+        margin_usd=float(sum((f.margin_usd for f in parts), Decimal(0))),
+        caching=_caching(walk, list(parts)),
+    )
+
+
+def _caching(walk: _Walk, parts: list[_Model]) -> CacheEstimate | None:
+    """What caching does, or None when no request has a cacheable prefix."""
+    groups = walk.groups
+    if not groups.requests_with_prefix:
+        return None
+    uncached = sum((f.uncached for f in parts), Decimal(0))
+    floor = sum((f.floor for f in parts), Decimal(0))
+    return CacheEstimate(
+        requests_with_prefix=groups.requests_with_prefix,
+        prefixes=groups.prefixes,
+        requests_sharing=groups.requests_sharing,
+        uncached_input_usd=float(uncached),
+        floor_input_usd=float(floor),
+        ceiling_input_usd=float(sum((f.ceiling for f in parts), Decimal(0))),
+        savings_usd=float(max(Decimal(0), uncached - floor)),
+        shared=groups.shared(),
+        complete=not groups.untracked and not walk.ledger.full,
     )

@@ -29,7 +29,8 @@ token usage and are not counted.
 Arithmetic is exact: prices enter as the decimals they were written as (``0.3`` is 3/10,
 not the nearest binary float), token counts are integers, and every product and sum is a
 `Decimal`. The one rounding is the conversion of the final figure to a float; rounding for
-display is `format_usd`'s job and never happens inside a sum.
+display is `format_usd`'s job (for people) and `usd_json`'s (for JSON, ``USD_JSON_DECIMALS``
+decimals), and never happens inside a sum.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -56,10 +57,12 @@ __all__ = [
     "PriceTable",
     "TokenCounts",
     "UsageTotals",
+    "batch_cost",
     "cost_usd",
     "format_usd",
     "load_price_table",
     "price_table_for",
+    "usd_json",
 ]
 
 PACKAGE = "anthropic_batch_request_util"
@@ -79,6 +82,10 @@ _MODEL_INFO_FIELDS: Final = frozenset({"name", "aliases"})  #: non-price keys in
 _SNAPSHOT_SUFFIX = re.compile(r"[-@](?:\d{8}|latest)$")
 SUGGESTION_CUTOFF = 0.6  #: similarity (0-1) for "did you mean" on a mistyped price field
 USD_CENT_DISPLAY_FROM = 1.0  #: dollars from which `format_usd` shows cents only
+#: decimals of a USD figure in JSON output: a millionth of a dollar, finer than any one
+#: token's price at batch rates (Haiku 3 input: $0.000000125) summed over a few tokens
+USD_JSON_DECIMALS: Final = 6
+_USD_JSON_QUANTUM: Final = Decimal(1).scaleb(-USD_JSON_DECIMALS)
 
 
 @dataclass(frozen=True)
@@ -222,6 +229,23 @@ class UsageTotals:
             Decimal(0),
         )
         return float(total * _discount(table, batch))
+
+
+def batch_cost(counts: TokenCounts, model: str, table: PriceTable) -> Decimal:
+    """The exact cost of `counts` of `model` at batch prices, in USD."""
+    return counts.cost(table.price_for(model)) * _discount(table, True)
+
+
+def usd_json(value: Decimal | float | None) -> float | None:
+    """A USD figure for JSON output: rounded half-even to ``USD_JSON_DECIMALS`` decimals.
+
+    Floats are taken as the decimal they print as, so ``0.13375999999998367`` becomes
+    ``0.13376``; None (no figure) stays None.
+    """
+    if value is None:
+        return None
+    exact = value if isinstance(value, Decimal) else Decimal(repr(float(value)))
+    return float(exact.quantize(_USD_JSON_QUANTUM, rounding=ROUND_HALF_EVEN))
 
 
 def format_usd(amount: float) -> str:

@@ -124,16 +124,25 @@ def create_batch(client: anthropic.Anthropic, body: bytes) -> MessageBatch:
 
 def download_results(client: anthropic.Anthropic, batch_id: str) -> Path:
     """Stream an ended batch's results into a temporary file (not held in memory); the
-    caller checks they are whole and removes the file."""
+    caller checks they are whole and removes the file.
+
+    The documented results URL is asked for directly: the SDK's `results` would first
+    retrieve the batch for it, one more call per batch against the rate limit."""
     fd, name = tempfile.mkstemp(prefix=f"abr-{batch_id}-", suffix=".jsonl")
     path = Path(name)
     try:
-        with (
-            os.fdopen(fd, "wb") as handle,
-            client.messages.batches.with_streaming_response.results(batch_id) as response,
-        ):
-            for data in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
-                handle.write(data)
+        with os.fdopen(fd, "wb") as handle:
+            response = client.get(
+                f"/v1/messages/batches/{batch_id}/results",
+                cast_to=httpx2.Response,
+                options={"headers": {"Accept": "application/binary"}},
+                stream=True,
+            )
+            try:
+                for data in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
+                    handle.write(data)
+            finally:
+                response.close()
     except BaseException:
         path.unlink(missing_ok=True)
         raise

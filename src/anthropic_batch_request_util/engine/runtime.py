@@ -24,14 +24,15 @@ class Step(StrEnum):
     """The kinds of work a worker does."""
 
     SUBMIT = "submit_chunk"
-    POLL = "poll_batch"
+    WATCH = "watch_batches"  #: on a job pk: one look at all of its batches in flight
     FETCH = "fetch_results"
     FINALIZE = "finalize_job"
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """A step to run next, on a chunk id (or job pk for finalize), after `delay` seconds."""
+    """A step to run next, on a chunk id (or job pk for watch and finalize), after `delay`
+    seconds."""
 
     step: Step
     target: int

@@ -178,7 +178,7 @@ def _record(
         return []
     if job_rows.job_status(rt.store, chunk.job_pk) == JobStatus.CANCELING:
         cancel_batch(rt, chunk.job_pk, batch.id)  # created while the job was being canceled
-    return [Action(Step.POLL, chunk.id, interval), *next_submit_.actions()]
+    return [Action(Step.WATCH, chunk.job_pk, interval), *next_submit_.actions()]
 
 
 def _unknown_outcome(rt: Runtime, chunk: chunk_rows.Chunk, error: BaseException) -> list[Action]:

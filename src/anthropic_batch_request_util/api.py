@@ -8,6 +8,7 @@ The API key is handed to the SDK and never stored, logged or put in a task messa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from enum import StrEnum
@@ -18,6 +19,7 @@ import httpx2
 from anthropic.types.messages import MessageBatch
 
 from .config import Settings
+from .pacing import calls_exhausted, event_hooks
 
 __all__ = [
     "DOWNLOAD_ERRORS",
@@ -31,6 +33,7 @@ __all__ = [
     "error_type",
     "is_not_found",
     "make_client",
+    "queue_full",
     "refuses_key",
     "retry_after_seconds",
 ]
@@ -63,7 +66,8 @@ class ResultDisposition(StrEnum):
 def make_client(
     settings: Settings, api_key: str, *, max_retries: int | None = None
 ) -> anthropic.Anthropic:
-    """An SDK client speaking the configured API version and betas."""
+    """An SDK client speaking the configured API version and betas, its calls to the batch
+    endpoints paced by the API's limits (pacing.py)."""
     headers = {"anthropic-version": settings.api.version}
     if settings.api.beta_features:
         headers["anthropic-beta"] = ",".join(settings.api.beta_features)
@@ -72,7 +76,19 @@ def make_client(
         timeout=float(settings.api.timeout),
         max_retries=settings.api.max_retries if max_retries is None else max_retries,
         default_headers=headers,
+        # every call to the batch endpoints, the SDK's retries included, is paced
+        http_client=_PacedHttpClient(event_hooks=event_hooks(settings.api.requests_per_minute)),
     )
+
+
+class _PacedHttpClient(anthropic.DefaultHttpxClient):
+    """The SDK's default HTTP client, closed (its sockets too) when it is collected, as
+    the SDK does for the client it makes itself."""
+
+    def __del__(self) -> None:
+        if not self.is_closed:
+            with contextlib.suppress(Exception):  # nothing to report to at collection time
+                self.close()
 
 
 def classify_http_error(error: BaseException) -> HttpFailure:
@@ -124,20 +140,37 @@ def create_batch(client: anthropic.Anthropic, body: bytes) -> MessageBatch:
 
 def download_results(client: anthropic.Anthropic, batch_id: str) -> Path:
     """Stream an ended batch's results into a temporary file (not held in memory); the
-    caller checks they are whole and removes the file."""
+    caller checks they are whole and removes the file.
+
+    The documented results URL is asked for directly: the SDK's `results` would first
+    retrieve the batch for it, one more call per batch against the rate limit."""
     fd, name = tempfile.mkstemp(prefix=f"abr-{batch_id}-", suffix=".jsonl")
     path = Path(name)
     try:
-        with (
-            os.fdopen(fd, "wb") as handle,
-            client.messages.batches.with_streaming_response.results(batch_id) as response,
-        ):
-            for data in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
-                handle.write(data)
+        with os.fdopen(fd, "wb") as handle:
+            response = client.get(
+                f"/v1/messages/batches/{batch_id}/results",
+                cast_to=httpx2.Response,
+                options={"headers": {"Accept": "application/binary"}},
+                stream=True,
+            )
+            try:
+                for data in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
+                    handle.write(data)
+            finally:
+                response.close()
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return path
+
+
+def queue_full(error: BaseException) -> bool:
+    """Whether a 429 on create may be the queued-requests limit: unless the API says no
+    call was left this minute, sending again must wait for a batch to end, not a moment."""
+    if not isinstance(error, anthropic.RateLimitError):
+        return False
+    return not calls_exhausted(error.response.headers)
 
 
 def refuses_key(error: BaseException) -> bool:

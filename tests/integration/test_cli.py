@@ -182,7 +182,7 @@ def test_config_show_prints_the_effective_settings_with_the_key_masked(tmp_path:
     assert settings["model"]["name"] == "claude-3-5-haiku-20241022"
     # and --config replaces ./settings.yaml, ABR_* beats the file, --output sets base_dir
     settings = shown_settings(layered)
-    assert settings["batch"]["chunk_size"] == 1000
+    assert settings["batch"]["chunk_size"] == 10000
     assert settings["model"]["name"] == "claude-from-file"
     assert settings["model"]["max_tokens"] == 99
     assert Path(settings["storage"]["base_dir"]) == tmp_path / "elsewhere"

@@ -25,7 +25,7 @@ from .helpers import write_original
 
 STEPS = {
     Step.SUBMIT: engine.submit_chunk,
-    Step.POLL: engine_poll.poll_batch,
+    Step.WATCH: engine_poll.watch_batches,
     Step.FETCH: engine_fetch.fetch_results,
     Step.FINALIZE: engine_finalize.finalize_job,
 }

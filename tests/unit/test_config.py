@@ -60,7 +60,7 @@ DOCUMENTED_DEFAULTS: dict[str, Any] = {
     },
     "batch": {
         "max_size": 10000,
-        "chunk_size": 1000,
+        "chunk_size": 10000,
         "enable_prompt_cache": False,
         "cache_type": "ephemeral",
         "max_attempts": 3,
@@ -178,7 +178,7 @@ def test_layers_replace_single_keys_not_whole_sections(tmp_path: Path) -> None:
     assert (settings.model.name, settings.model.max_tokens) == ("from-file", 100)
     assert settings.model.display_name == "x"
     assert settings.model.temperature == 0.0
-    assert settings.batch.chunk_size == 1000
+    assert settings.batch.chunk_size == 10000
 
 
 def test_empty_settings_file_and_empty_sections_change_nothing(tmp_path: Path) -> None:
@@ -501,7 +501,7 @@ def test_unknown_abr_variables_are_ignored_and_near_misses_logged(
     with caplog.at_level(logging.WARNING):
         settings = load(tmp_path, env)
 
-    assert settings.batch.chunk_size == 1000
+    assert settings.batch.chunk_size == 10000
     assert "ABR_BATCH_CHUNKSIZE is not an abr setting (did you mean ABR_BATCH_CHUNK_SIZE?)" in (
         caplog.text
     )

@@ -34,7 +34,9 @@ DEFAULT_DISPLAY_NAME = "haiku"
 DEFAULT_MAX_TOKENS = 8192  #: output tokens per request
 DEFAULT_TEMPERATURE = 0.0  #: 0 to 1
 DEFAULT_BATCH_MAX_SIZE = 10_000  #: requests per batch
-DEFAULT_CHUNK_SIZE = 1000  #: requests per chunk
+#: requests per chunk, the batch abr sends, watches and fetches: as large as max_size, so
+#: that a default job makes few batches (fewer calls, less per-batch work)
+DEFAULT_CHUNK_SIZE = DEFAULT_BATCH_MAX_SIZE
 DEFAULT_MAX_ATTEMPTS = 3  #: attempts per request for retryable results
 DEFAULT_POLL_INTERVAL_S = 2.0  #: seconds before the first poll of a batch
 DEFAULT_POLL_MAX_INTERVAL_S = 60.0  #: seconds between polls at most

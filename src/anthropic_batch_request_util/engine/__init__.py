@@ -3,7 +3,7 @@ drives them.
 
     ingest     read the input into the store and name the job
     submit     create a chunk's batch exactly once (the protocol is in its docstring)
-    poll       watch a batch until it ends
+    poll       watch all of a job's batches in flight with list pages, until each ends
     fetch      download its results once and store every answer
     answers    what one results line makes of its request (pure)
     retry      cut the requests to retry into new chunks

@@ -23,21 +23,25 @@ def advance_job(rt: Runtime, job_pk: int, stale_after: float | None = None) -> l
         found = chunk_rows.job_chunks(conn, job_pk)
     t = now()
     first_pending = next((c.id for c in found if c.status == ChunkStatus.PENDING), None)
-    actions = [
-        _due_action(chunk, t)
+    due = [
+        chunk
         for chunk in found
         if (stale_after is None or _is_stale(chunk, t, stale_after))
         # pending chunks are sent as a chain (submit.py): the chain starts at the first
         and (chunk.status != ChunkStatus.PENDING or chunk.id == first_pending)
     ]
+    actions = [_due_action(chunk) for chunk in due]
+    # one look covers all of the job's batches in flight (poll.py); a chain that is
+    # alive holds the job's watch lock, and this message is then dropped
+    submitted = [c.next_poll_at or 0.0 for c in due if c.status == ChunkStatus.SUBMITTED]
+    if submitted:
+        actions.append(Action(Step.WATCH, job_pk, max(0.0, min(submitted) - t)))
     return [action for action in actions if action is not None] + [Action(Step.FINALIZE, job_pk)]
 
 
-def _due_action(chunk: chunk_rows.Chunk, t: float) -> Action | None:
+def _due_action(chunk: chunk_rows.Chunk) -> Action | None:
     if chunk.status in (ChunkStatus.PENDING, ChunkStatus.SUBMITTING):
         return Action(Step.SUBMIT, chunk.id)
-    if chunk.status == ChunkStatus.SUBMITTED:
-        return Action(Step.POLL, chunk.id, max(0.0, (chunk.next_poll_at or 0.0) - t))
     if chunk.status == ChunkStatus.ENDED:
         return Action(Step.FETCH, chunk.id)
     return None

@@ -24,14 +24,15 @@ class Step(StrEnum):
     """The kinds of work a worker does."""
 
     SUBMIT = "submit_chunk"
-    POLL = "poll_batch"
+    WATCH = "watch_batches"  #: on a job pk: one look at all of its batches in flight
     FETCH = "fetch_results"
     FINALIZE = "finalize_job"
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """A step to run next, on a chunk id (or job pk for finalize), after `delay` seconds."""
+    """A step to run next, on a chunk id (or job pk for watch and finalize), after `delay`
+    seconds."""
 
     step: Step
     target: int
@@ -53,6 +54,9 @@ class Runtime:
     send: Callable[[list[Action]], None] | None = None
     #: lines up this process's creates before they ask the store for the submit lock
     create_gate: threading.Lock = field(default_factory=threading.Lock)
+    #: requests in flight in this store when the API last refused a create for a full
+    #: queue (None: no refusal to go by); creates that would pass it wait (submit.py)
+    queue_ceiling: int | None = None
     _settings: dict[int, Settings] = field(default_factory=dict)
     _prices: dict[int, PriceTable] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

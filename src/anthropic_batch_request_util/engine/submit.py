@@ -35,6 +35,7 @@ from ..api import (
     create_batch,
     error_message,
     error_type,
+    queue_full,
     refuses_key,
     retry_after_seconds,
 )
@@ -114,14 +115,23 @@ def _send(
             return _unknown_outcome(rt, chunk, error)
         if found is not None:
             return _record(rt, turn, chunk, found, _NextSubmit(rt, chunk.job_pk))
-    return _create(rt, turn, chunk, client, body)
+    return _create(rt, turn, chunk, client, body, was_sent=was_sent)
 
 
 def _create(
-    rt: Runtime, turn: _Turn, chunk: chunk_rows.Chunk, client: anthropic.Anthropic, body: bytes
+    rt: Runtime,
+    turn: _Turn,
+    chunk: chunk_rows.Chunk,
+    client: anthropic.Anthropic,
+    body: bytes,
+    *,
+    was_sent: bool = False,
 ) -> list[Action]:
-    """Step 3: the create call, retried by error type."""
+    """Step 3: the create call, retried by error type; not sent while the API's queue has
+    no room for it."""
     settings = rt.settings_for(chunk.job_pk)
+    if not _queue_has_room(rt, chunk):
+        return _wait_for_room(rt, turn, chunk, was_sent=was_sent)
     next_submit_ = _NextSubmit(rt, chunk.job_pk)
     next_submit_.queue_early()
     for attempt in range(settings.api.max_retries + 1):
@@ -129,6 +139,11 @@ def _create(
             batch = create_batch(client, body)
         except anthropic.APIError as error:
             kind = classify_http_error(error)
+            if queue_full(error):
+                with rt.store.begin() as conn:
+                    rt.queue_ceiling = chunk_rows.in_flight_requests(conn)
+                log.info("chunk %s waits for room in the API's queue", chunk.id)
+                return _wait_for_room(rt, turn, chunk, was_sent=was_sent)
             if kind == HttpFailure.FATAL:
                 return _refused(rt, turn, chunk, error, next_submit_)
             if kind == HttpFailure.AMBIGUOUS:
@@ -147,6 +162,34 @@ def _create(
             return _record(rt, turn, chunk, batch, next_submit_)
     # Still SUBMITTING: the next try reconciles before it sends anything.
     return [Action(Step.SUBMIT, chunk.id, settings.batch.poll_max_interval)]
+
+
+def _queue_has_room(rt: Runtime, chunk: chunk_rows.Chunk) -> bool:
+    """Whether the API's queue takes this chunk, as far as the last refusal tells: the
+    requests in flight when it came fitted, so as many fit again."""
+    ceiling = rt.queue_ceiling
+    if ceiling is None:
+        return True
+    with rt.store.begin() as conn:
+        in_flight = chunk_rows.in_flight_requests(conn)
+    if in_flight == 0:
+        rt.queue_ceiling = None  # nothing of ours is queued: the refusal says no more
+        return True
+    return in_flight + chunk.request_count <= ceiling
+
+
+def _wait_for_room(
+    rt: Runtime, turn: _Turn, chunk: chunk_rows.Chunk, *, was_sent: bool
+) -> list[Action]:
+    """Try again once a batch has ended. A chunk never sent goes back to PENDING, since
+    no create was made for this intent; one sent before stays SUBMITTING, to reconcile."""
+    if not was_sent:
+        with rt.store.begin() as conn:
+            chunk_rows.transition(
+                conn, turn.lease, ChunkStatus.SUBMITTING, ChunkStatus.PENDING, intent_at=None
+            )
+    wait = rt.settings_for(chunk.job_pk).batch.poll_interval
+    return [Action(Step.SUBMIT, chunk.id, wait)]
 
 
 def _record(
@@ -178,7 +221,7 @@ def _record(
         return []
     if job_rows.job_status(rt.store, chunk.job_pk) == JobStatus.CANCELING:
         cancel_batch(rt, chunk.job_pk, batch.id)  # created while the job was being canceled
-    return [Action(Step.POLL, chunk.id, interval), *next_submit_.actions()]
+    return [Action(Step.WATCH, chunk.job_pk, interval), *next_submit_.actions()]
 
 
 def _unknown_outcome(rt: Runtime, chunk: chunk_rows.Chunk, error: BaseException) -> list[Action]:

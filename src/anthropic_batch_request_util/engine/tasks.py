@@ -21,7 +21,7 @@ from ..config import Settings, database_url, load_settings, require_api_key, use
 from ..store import Store
 from .fetch import fetch_results
 from .finalize import finalize_job
-from .poll import poll_batch
+from .poll import watch_batches
 from .runtime import Action, Runtime, Step
 from .submit import submit_chunk
 
@@ -117,7 +117,7 @@ def _make_task(step: Step, function: Callable[[Runtime, int], list[Action]]) -> 
 
 TASKS: dict[Step, Any] = {
     Step.SUBMIT: _make_task(Step.SUBMIT, submit_chunk),
-    Step.POLL: _make_task(Step.POLL, poll_batch),
+    Step.WATCH: _make_task(Step.WATCH, watch_batches),
     Step.FETCH: _make_task(Step.FETCH, fetch_results),
     Step.FINALIZE: _make_task(Step.FINALIZE, finalize_job),
 }

@@ -25,13 +25,17 @@ __all__ = [
     "BatchTakenError",
     "Chunk",
     "Lease",
+    "Watched",
     "add_chunk",
     "claim",
     "end_create_turn",
     "get_chunk",
+    "in_flight_requests",
     "job_chunks",
     "leased",
+    "mark_ended",
     "next_pending",
+    "note_watched",
     "record_batch",
     "recorded_batch_ids",
     "release",
@@ -40,6 +44,7 @@ __all__ = [
     "take_create_turn",
     "transition",
     "update_fenced",
+    "watched_chunks",
 ]
 
 SUBMIT_LOCK = "submit"  #: the store-wide lock held around every batch create
@@ -304,3 +309,80 @@ def record_batch(
     except sa.exc.IntegrityError as error:
         raise BatchTakenError(batch_id) from error
     return won
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """A submitted chunk as the watch step sees it: its batch and when it was made."""
+
+    id: int
+    batch_id: str
+    submitted_at: float
+    poll_interval: float | None
+
+
+def watched_chunks(conn: Connection, job_pk: int) -> list[Watched]:
+    """The job's chunks whose batch is still processing, as far as the store knows."""
+    stmt = sa.select(
+        chunks.c.id, chunks.c.batch_id, chunks.c.submitted_at, chunks.c.poll_interval
+    ).where(chunks.c.job_pk == job_pk, chunks.c.status == ChunkStatus.SUBMITTED)
+    return [
+        Watched(int(cid), str(batch_id), float(submitted_at or 0.0), interval)
+        for cid, batch_id, submitted_at, interval in conn.execute(stmt)
+    ]
+
+
+def note_watched(
+    conn: Connection,
+    seen: Iterable[tuple[int, str, bytes]],
+    job_pk: int,
+    poll_interval: float,
+) -> None:
+    """What one look at the batches found: (chunk id, processing status, counts JSON) of
+    each still processing, and when the job's submitted chunks are looked at next. Only
+    chunks still SUBMITTED are written."""
+    t = now()
+    conn.execute(
+        sa.update(chunks)
+        .where(chunks.c.job_pk == job_pk, chunks.c.status == ChunkStatus.SUBMITTED)
+        .values(poll_interval=poll_interval, next_poll_at=t + poll_interval)
+    )
+    rows = [{"cid": cid, "ps": status, "cj": counts} for cid, status, counts in seen]
+    if rows:
+        conn.execute(
+            sa.update(chunks)
+            .where(chunks.c.id == sa.bindparam("cid"), chunks.c.status == ChunkStatus.SUBMITTED)
+            .values(processing_status=sa.bindparam("ps"), counts_json=sa.bindparam("cj")),
+            rows,
+        )
+
+
+def mark_ended(conn: Connection, chunk_id: int, counts_json: bytes) -> bool:
+    """SUBMITTED -> ENDED once its batch has ended, unless someone holds the chunk's lease;
+    whether this call moved it (and so owes it a fetch)."""
+    t = now()
+    result = conn.execute(
+        sa.update(chunks)
+        .where(
+            chunks.c.id == chunk_id,
+            chunks.c.status == ChunkStatus.SUBMITTED,
+            sa.or_(chunks.c.lease_expires_at.is_(None), chunks.c.lease_expires_at < t),
+        )
+        .values(
+            status=ChunkStatus.ENDED,
+            processing_status="ended",
+            counts_json=counts_json,
+            ended_at=t,
+            updated_at=t,
+        )
+    )
+    return result.rowcount == 1
+
+
+def in_flight_requests(conn: Connection) -> int:
+    """Requests in batches the store knows are still processing, across all jobs: what this
+    store adds to the API's queue."""
+    stmt = sa.select(sa.func.coalesce(sa.func.sum(chunks.c.request_count), 0)).where(
+        chunks.c.status == ChunkStatus.SUBMITTED
+    )
+    return int(conn.execute(stmt).scalar_one())

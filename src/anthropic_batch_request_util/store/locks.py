@@ -26,6 +26,7 @@ __all__ = [
     "acquire",
     "heartbeat",
     "held_lock",
+    "lock_expires_at",
     "pid_alive",
     "reap_dead_leases",
     "release",
@@ -79,6 +80,13 @@ def renew(store: Store, name: str, token: int, ttl_s: float = LOCK_S) -> None:
             .where(locks.c.name == name, locks.c.token == token)
             .values(expires_at=now() + ttl_s)
         )
+
+
+def lock_expires_at(store: Store, name: str) -> float | None:
+    """When lock `name` is free again (None: it is free now, or never was taken)."""
+    with store.begin() as conn:
+        found = conn.execute(sa.select(locks.c.expires_at).where(locks.c.name == name)).scalar()
+    return None if found is None else float(found)
 
 
 def try_lock(store: Store, name: str, owner: str, ttl_s: float = LOCK_S) -> int | None:

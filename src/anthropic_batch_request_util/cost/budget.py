@@ -89,7 +89,7 @@ def apply_budget(store: Store, job_pk: int, limit_usd: float | None) -> None:
         job = job_rows.get_job_by_pk(conn, job_pk)
         if limit_usd is not None:
             job_rows.set_budget(conn, job_pk, limit_usd)
-        if limit_usd is None and job.max_cost_usd is None:
+        if (limit_usd is None and job.max_cost_usd is None) or job.status == JobStatus.FINISHED:
             return
         table = price_table_for(settings_from_dict(job.settings).pricing_file)
         rows: list[tuple[int, float]] = []

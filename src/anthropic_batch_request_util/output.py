@@ -17,6 +17,7 @@ from typing import IO, Any
 import orjson
 
 from .config import Settings, records_dir, results_dir, settings_from_dict
+from .cost.budget import budget_dict
 from .store import Store, result_lines
 from .store import chunks as chunk_rows
 from .store import jobs as job_rows
@@ -105,6 +106,7 @@ def batch_record(store: Store, job: job_rows.Job) -> dict[str, Any]:
             "cache_read_input_tokens": usage.cache_read_input_tokens,
         },
         "cost_usd": cost,
+        "budget": budget_dict(job, cost),
         "results_path": str(results_path(job)),
         "error": job.error,
         "settings": job.settings,

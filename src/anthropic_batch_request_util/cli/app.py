@@ -63,6 +63,13 @@ OutputOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object at the end.")]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Return once every batch is submitted.")]
+MaxCostOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        help="Budget in USD: a batch is sent only if its worst case still fits (see README).",
+    ),
+]
 
 
 @contextmanager
@@ -99,15 +106,22 @@ def run(
     config: ConfigOpt = None,
     output: OutputOpt = None,
     no_wait: NoWaitOpt = False,
-    max_cost: Annotated[
-        float | None,
-        typer.Option("--max-cost", help="Budget in USD: refuse or stop (cancel) past it."),
+    max_cost: MaxCostOpt = None,
+    canary: Annotated[
+        str | None,
+        typer.Option(
+            "--canary", help="Send N requests (or P%) first, show them, then ask to go on."
+        ),
     ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Go on after the canary.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Submit every request in FILE and wait for the results (resumes a known job)."""
+    from ..cost.budget import parse_canary
+
     with _user_errors():
         settings = _settings(config, output)
+        first = None if canary is None else parse_canary(canary)
         progress = render.Progress(enabled=not as_json)
         with progress:
             outcome = runner.run_job(
@@ -117,8 +131,30 @@ def run(
                 on_progress=progress.update,
                 on_ingested=progress.ingested,
                 max_cost=max_cost,
+                canary=first,
             )
+        if outcome.canary is not None:
+            outcome = _after_canary(outcome, settings, yes=yes, as_json=as_json)
         _finish(outcome, as_json)
+
+
+def _after_canary(
+    outcome: runner.Outcome, settings: Settings, *, yes: bool, as_json: bool
+) -> runner.Outcome:
+    """Show the canary; go on with the rest when the user says so (or --yes), within the
+    budget; otherwise stop after it with the command that goes on."""
+    report, job = outcome.canary, outcome.snapshot.job
+    assert report is not None
+    render.canary(report, job, to_stderr=as_json)
+    over = job.max_cost_usd is not None and (report.projected_usd or 0.0) > job.max_cost_usd
+    if over:
+        raise BudgetExceededError(render.canary_over_budget(report, job))
+    if not yes and not (sys.stdin.isatty() and render.ask_go_on(report)):
+        render.stopped_after_canary(job, to_stderr=as_json)
+        raise typer.Exit(0)
+    progress = render.Progress(enabled=not as_json)
+    with progress:
+        return runner.resume_job(settings, job.id, on_progress=progress.update)
 
 
 @app.command()
@@ -180,15 +216,17 @@ def resume(
     config: ConfigOpt = None,
     output: OutputOpt = None,
     no_wait: NoWaitOpt = False,
+    max_cost: MaxCostOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Carry on with a job from where the store says it stands."""
+    """Carry on with a job from where the store says it stands (--max-cost replaces its
+    budget; requests a canary held back are sent)."""
     with _user_errors():
         settings = _settings(config, output)
         progress = render.Progress(enabled=not as_json)
         with progress:
             outcome = runner.resume_job(
-                settings, job, wait=not no_wait, on_progress=progress.update
+                settings, job, wait=not no_wait, on_progress=progress.update, max_cost=max_cost
             )
         _finish(outcome, as_json)
 

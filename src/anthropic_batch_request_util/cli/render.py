@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import output
+from ..cost.budget import CanaryReport, budget_dict, budget_line
 from ..cost.pricing import format_usd
 from ..engine.ingest import Ingested
 from ..engine.runner import Outcome
@@ -137,6 +138,8 @@ def summary_dict(outcome: Outcome) -> dict[str, Any]:
             "cache_read_input_tokens": usage.cache_read_input_tokens,
         },
         "cost_usd": current.cost_usd,
+        "budget": budget_dict(current.job, current.cost_usd),
+        "stop_note": outcome.budget_note,
         "running_batches": current.running_batches,
         "interrupted": outcome.interrupted,
     }
@@ -150,6 +153,9 @@ def outcome(result: Outcome) -> None:
         stdout.print(
             f"Cost:    {format_usd(current.cost_usd)} (batch prices, cache tokens included)"
         )
+    budget = budget_line(job, current.cost_usd)
+    if budget is not None:
+        stdout.print(f"Budget:  {budget}")
     if job.status.value == "finished":
         stdout.print(f"Results: {result.results_path}")
         stdout.print(f"Record:  {result.records_path}")
@@ -157,8 +163,45 @@ def outcome(result: Outcome) -> None:
     running = current.running_batches
     if running:
         stdout.print(f"Still running at Anthropic ({len(running)}): {', '.join(running)}")
-    stdout.print(f"Resume with:  abr resume {job.id}")
+    if result.budget_note is None:
+        stdout.print(f"Resume with:  abr resume {job.id}")
     stdout.print(f"Cancel with:  abr cancel {job.id}")
+
+
+def canary(report: CanaryReport, job: job_store.Job, *, to_stderr: bool = False) -> None:
+    """What the canary showed: its answers' first lines, its cost and the projection."""
+    console = stderr if to_stderr else stdout
+    console.print(f"Canary of {job.id}: the first {report.size} requests")
+    for line in report.first_lines:
+        console.print(f"  {line}", markup=False)
+    if report.size > len(report.first_lines):
+        console.print(f"  … and {report.size - len(report.first_lines)} more")
+    console.print(f"Canary cost: {format_usd(report.cost_usd)} for {report.answered} answers")
+    if report.projected_usd is not None:
+        console.print(
+            f"Projected:   {format_usd(report.projected_usd)} for all {job.total_requests} "
+            "requests (the canary's cost per answer)"
+        )
+
+
+def canary_over_budget(report: CanaryReport, job: job_store.Job) -> str:
+    projected = format_usd(report.projected_usd or 0.0)
+    return (
+        f"the canary projects {projected} for the whole job, over --max-cost "
+        f"{format_usd(job.max_cost_usd or 0.0)}; the other {report.rest} requests were not "
+        f"sent; continue with: abr resume {job.id} --max-cost USD"
+    )
+
+
+def ask_go_on(report: CanaryReport) -> bool:
+    """Ask on the terminal whether to send the rest."""
+    answer = input(f"Send the other {report.rest} requests? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def stopped_after_canary(job: job_store.Job, *, to_stderr: bool = False) -> None:
+    console = stderr if to_stderr else stdout
+    console.print(f"Stopped after the canary. Send the rest with:  abr resume {job.id}")
 
 
 def canceled(batch_ids: list[str], result: Outcome) -> None:

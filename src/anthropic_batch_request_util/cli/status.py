@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..cost.budget import budget_dict, budget_line
 from ..store import ENDED_JOB_STATUSES, FINAL_REQUEST_STATUSES, Store
 from ..store.jobs import Snapshot, snapshot
 
@@ -57,6 +58,7 @@ def status_dict(current: Snapshot) -> dict[str, Any]:
         "errors": current.errors,
         "eta_s": eta_seconds(current),
         "cost_usd": current.cost_usd,
+        "budget": budget_dict(job, current.cost_usd),
         "error": job.error,
         "chunks": [
             {
@@ -88,6 +90,9 @@ def _summary_line(current: Snapshot) -> str:
 def status_lines(current: Snapshot) -> list[str]:
     """The plain-text view, for logs and pipes."""
     lines = [_summary_line(current)]
+    budget = budget_line(current.job, current.cost_usd)
+    if budget is not None:
+        lines.append(budget)
     if current.errors:
         lines.append(
             "errors: " + ", ".join(f"{kind} {n}" for kind, n in sorted(current.errors.items()))
@@ -109,6 +114,9 @@ def status_view(current: Snapshot) -> Group:
     job = current.job
     header = Text(_summary_line(current), style="bold")
     parts: list[Any] = [header]
+    budget = budget_line(job, current.cost_usd)
+    if budget is not None:
+        parts.append(Text(budget))
     if current.errors:
         parts.append(
             Text("errors: " + ", ".join(f"{k} {n}" for k, n in sorted(current.errors.items())))

@@ -5,5 +5,5 @@ prompt_shape    a prompt measured offline: tokens and cacheable prefixes
 bounds          floor, ceiling and worst case of requests, prompt caching included
 estimate        token counts and a cost range for a file, before anything is sent
 estimate_parts  what an estimate groups (shared prefixes) and calibrates (samples)
-budget          --max-cost: what a run may spend
+budget          --max-cost: what a run may spend, and --canary
 """

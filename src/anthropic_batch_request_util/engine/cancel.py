@@ -25,7 +25,10 @@ def cancel_job(rt: Runtime, job_pk: int) -> list[str]:
     ids asked. Rows waiting for a retry are canceled at once: they will not be sent."""
     with rt.store.begin() as conn:
         job_rows.set_status(
-            conn, job_pk, JobStatus.CANCELING, only_from=(JobStatus.RUNNING, JobStatus.FAILED)
+            conn,
+            job_pk,
+            JobStatus.CANCELING,
+            only_from=(JobStatus.RUNNING, JobStatus.FAILED, JobStatus.PAUSED),
         )
         request_rows.cancel_waiting_rows(conn, job_pk)
         running = [

@@ -26,6 +26,7 @@ from ..store.db import now
 from .answers import NOT_WHOLE_ERRORS, read_answers
 from .retry import plan_retries
 from .runtime import Action, Runtime, Step
+from .submit import recheck_budget
 
 __all__ = ["fetch_results"]
 
@@ -61,7 +62,11 @@ def fetch_results(rt: Runtime, chunk_id: int) -> list[Action]:
             return _fetch_failed(rt, lease, chunk, error)  # nothing was written: fetch again
         finally:
             spool.unlink(missing_ok=True)
-    return [Action(Step.SUBMIT, cid) for cid in new_chunks] + [Action(Step.FINALIZE, chunk.job_pk)]
+    return [
+        *(Action(Step.SUBMIT, cid) for cid in new_chunks),
+        Action(Step.FINALIZE, chunk.job_pk),
+        *recheck_budget(rt, chunk.job_pk),
+    ]
 
 
 def _store_results(

@@ -29,7 +29,7 @@ from .ingest import Ingested, ingest
 from .logs import setup_logging
 
 if TYPE_CHECKING:
-    from ..cost.budget import Budget
+    from ..cost.budget import Canary, CanaryReport
     from .runtime import Runtime
 
 # engine and tasks pull in the SDK and Celery (seconds of imports): they are imported only
@@ -51,6 +51,7 @@ class Outcome:
     created: bool = False
     interrupted: bool = False
     budget_note: str | None = None  #: set when --max-cost stopped the job
+    canary: CanaryReport | None = None  #: set when the job paused after its canary
 
     @property
     def results_path(self) -> Path:
@@ -97,18 +98,25 @@ def run_job(
     on_progress: ProgressCallback | None = None,
     on_ingested: Callable[[Ingested], None] | None = None,
     max_cost: float | None = None,
+    canary: Canary | None = None,
 ) -> Outcome:
-    """`abr run`: validate and store the input (or find its job), then drive it."""
-    from ..cost.budget import check_before_launch
+    """`abr run`: validate and store the input (or find its job), then drive it. With
+    `max_cost`, refuse a job whose floor is over it and give the job that budget; with
+    `canary`, send only that many requests first (the job pauses after them)."""
+    from ..cost import budget
 
     api_key = require_api_key()  # before reading the input: nothing starts without a key
-    budget = None if max_cost is None else check_before_launch(path, settings, max_cost)
+    if max_cost is not None:
+        budget.check_before_launch(path, settings, max_cost)
     _import_in_background()
     with open_store(settings) as store:
         found = ingest(store, path, settings, Path(settings.storage.base_dir))
+        budget.apply_budget(store, found.job_pk, max_cost)
+        if canary is not None:
+            budget.hold_canary(store, found.job_pk, canary)
         if on_ingested is not None:
             on_ingested(found)
-        outcome = _drive(store, settings, api_key, found.job_pk, wait, on_progress, budget)
+        outcome = _drive(store, settings, api_key, found.job_pk, wait, on_progress)
         outcome.created = found.created
         return outcome
 
@@ -119,12 +127,18 @@ def resume_job(
     *,
     wait: bool = True,
     on_progress: ProgressCallback | None = None,
+    max_cost: float | None = None,
 ) -> Outcome:
-    """`abr resume`: pick a job up where the store says it stands."""
+    """`abr resume`: pick a job up where the store says it stands; requests a canary held
+    back are sent now, and `max_cost` replaces the job's budget."""
+    from ..cost import budget
+
     api_key = require_api_key()
     with open_store(settings, create=False) as store:
         with store.begin() as conn:
             job = job_rows.get_job(conn, job_id)
+        budget.apply_budget(store, job.pk, max_cost)
+        budget.release_hold(store, job.pk)
         return _drive(store, settings, api_key, job.pk, wait, on_progress)
 
 
@@ -156,10 +170,9 @@ def _drive(
     job_pk: int,
     wait: bool,
     on_progress: ProgressCallback | None,
-    budget: Budget | None = None,
 ) -> Outcome:
     with store.begin() as conn:  # running it again is how a user retries a stopped job
-        job_rows.set_status(conn, job_pk, JobStatus.RUNNING, only_from=(JobStatus.FAILED,))
+        job_rows.reopen_job(conn, job_pk)
     if snapshot(store, job_pk).job.status == JobStatus.FINISHED:
         return Outcome(snapshot(store, job_pk))  # nothing to drive: answer at once
 
@@ -179,7 +192,7 @@ def _drive(
     last: Snapshot | None = None
     with worker, _interruptible() as interrupted:
         tasks.enqueue(advance_job(rt, job_pk))
-        last = _watch(store, rt, job_pk, wait, local, on_progress, budget)
+        last = _watch(store, rt, job_pk, wait, local, on_progress)
     done = last is not None
     # a job that has ended stays as it is: its last look is the answer
     result = (
@@ -189,12 +202,23 @@ def _drive(
     )
     if result.job.status == JobStatus.FINISHED and not local and not _written_here(result.job):
         write_outputs(store, result.job)  # the worker that finished it was on another machine
-    elif interrupted.raised or not done:
+    elif interrupted.raised or not done or result.job.status == JobStatus.PAUSED:
         write_record(store, result.job)
     if result.job.status == JobStatus.FAILED:
         raise ApiError(f"job {result.job.id} stopped: {result.job.error}")
-    note = budget.note if budget is not None else None
-    return Outcome(result, interrupted=interrupted.raised, budget_note=note)
+    return _paused(store, Outcome(result, interrupted=interrupted.raised))
+
+
+def _paused(store: Store, outcome: Outcome) -> Outcome:
+    """Why a paused job stopped: its budget's note, or its canary's report."""
+    from ..cost import budget
+
+    job = outcome.snapshot.job
+    if job.status == JobStatus.PAUSED and job.stop_reason == budget.BUDGET:
+        outcome.budget_note = budget.stop_note(store, job)
+    elif job.status == JobStatus.PAUSED and job.stop_reason == budget.CANARY:
+        outcome.canary = budget.canary_report(store, job)
+    return outcome
 
 
 def _written_here(job: job_rows.Job) -> bool:
@@ -230,12 +254,10 @@ def _watch(
     wait: bool,
     local: bool,
     on_progress: ProgressCallback | None,
-    budget: Budget | None,
 ) -> Snapshot | None:
     """Follow the job until it ends (or, with --no-wait, until every chunk is submitted);
     the last look at it, or None when it was left running."""
     from . import tasks
-    from .cancel import cancel_job as cancel_batches
     from .reconcile import advance_job
 
     last_reconcile = time.monotonic()
@@ -245,8 +267,6 @@ def _watch(
         looked = time.monotonic() - started
         if on_progress is not None:
             on_progress(current)
-        if budget is not None and budget.over(current):
-            cancel_batches(rt, job_pk)
         if current.job.status in ENDED_JOB_STATUSES:
             return current
         if not wait and (not local or _all_sent(current)):

@@ -6,7 +6,8 @@ makes up for it. The protocol, one function per step:
 1. **Lease** (`submit_chunk`): the chunk's lease, with a fencing token; a worker whose lease
    was taken over writes nothing.
 2. **Intent** (`_create_turn`): one create at a time per store (the submit lock), and for a
-   chunk never sent before, the submit intent (PENDING -> SUBMITTING, with its time) written
+   chunk never sent before, the budget check (cost/budget.py: it may hold the chunk back
+   or cut it shorter) and the submit intent (PENDING -> SUBMITTING, with its time) written
    in the transaction that takes the lock.
 3. **Create** (`_create`): the HTTP call, retried by error type. An answer that may have
    been processed (a dropped connection, a 5xx) is reconciled before anything is sent again.
@@ -39,6 +40,7 @@ from ..api import (
     refuses_key,
     retry_after_seconds,
 )
+from ..cost import budget
 from ..store import ChunkStatus, JobStatus, bodies, locks
 from ..store import chunks as chunk_rows
 from ..store import jobs as job_rows
@@ -47,7 +49,7 @@ from ..store.db import now
 from .cancel import cancel_batch
 from .runtime import Action, Runtime, Step
 
-__all__ = ["next_submit", "reconcile_submission", "submit_chunk"]
+__all__ = ["next_submit", "recheck_budget", "reconcile_submission", "submit_chunk"]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,13 @@ def submit_chunk(rt: Runtime, chunk_id: int) -> list[Action]:
         with _create_turn(rt, lease, first=first) as turn:
             if turn is None:
                 return [Action(Step.SUBMIT, chunk_id, SUBMIT_LOCK_RETRY_S)]
-            return _send(rt, turn, _reload(rt, chunk_id), body, was_sent=not first)
+            if turn.held:
+                return []  # the budget or a canary holds it back: answers ask again
+            sent = _reload(rt, chunk_id)
+            if sent.request_count != chunk.request_count:  # the budget cut it shorter
+                with rt.store.begin() as conn:
+                    body = bodies.chunk_body(conn, sent.id, sent.request_count)
+            return _send(rt, turn, sent, body, was_sent=not first)
 
 
 @dataclass
@@ -83,6 +91,7 @@ class _Turn:
     lease: chunk_rows.Lease
     token: int
     released: bool = False
+    held: bool = False  #: the budget check held the chunk back; the lock is given back
 
 
 @contextmanager
@@ -91,9 +100,12 @@ def _create_turn(rt: Runtime, lease: chunk_rows.Lease, *, first: bool) -> Iterat
     runs; given back on exit unless the batch id was recorded with it. This process's own
     submits line up at `rt.create_gate` instead of polling the store's lock."""
     with rt.create_gate:
-        token = chunk_rows.take_create_turn(rt.store, lease, first=first)
+        token = chunk_rows.take_create_turn(rt.store, lease, first=first, gate=budget.admit)
         if token is None:
             yield None
+            return
+        if token == chunk_rows.HELD_BACK:
+            yield _Turn(lease, token, released=True, held=True)
             return
         turn = _Turn(lease, token)
         try:
@@ -309,6 +321,16 @@ def next_submit(rt: Runtime, job_pk: int) -> list[Action]:
     with rt.store.begin() as conn:
         found = chunk_rows.next_pending(conn, job_pk)
     return [] if found is None else [Action(Step.SUBMIT, found)]
+
+
+def recheck_budget(rt: Runtime, job_pk: int) -> list[Action]:
+    """Answers replaced worst cases by actual cost (or ended a canary): for a job with a
+    budget or a hold, its first pending chunk is checked again."""
+    with rt.store.begin() as conn:
+        job = job_rows.get_job_by_pk(conn, job_pk)
+    if job.max_cost_usd is None and job.hold_from_idx is None:
+        return []
+    return next_submit(rt, job_pk)
 
 
 def _cancel_unsent(rt: Runtime, lease: chunk_rows.Lease, job_pk: int) -> list[Action]:

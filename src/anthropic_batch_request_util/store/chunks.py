@@ -8,7 +8,7 @@ worker whose lease was taken over (a redelivered task, a paused process) writes 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +21,7 @@ from .db import Connection, Store, now, row_dict
 from .schema import ChunkStatus, chunks, jobs
 
 __all__ = [
+    "HELD_BACK",
     "SUBMIT_LOCK",
     "BatchTakenError",
     "Chunk",
@@ -35,6 +36,7 @@ __all__ = [
     "leased",
     "mark_ended",
     "next_pending",
+    "next_seq",
     "note_watched",
     "record_batch",
     "recorded_batch_ids",
@@ -48,6 +50,7 @@ __all__ = [
 ]
 
 SUBMIT_LOCK = "submit"  #: the store-wide lock held around every batch create
+HELD_BACK = 0  #: `take_create_turn`'s answer when its gate holds the chunk back
 
 
 class BatchTakenError(Exception):
@@ -85,6 +88,7 @@ class Chunk:
     error: str | None
     updated_at: float
     lease_expires_at: float | None
+    worst_usd: float | None
 
 
 def get_chunk(conn: Connection, chunk_id: int) -> Chunk | None:
@@ -258,13 +262,23 @@ def set_size(conn: Connection, chunk_id: int, request_count: int, body_bytes: in
     )
 
 
-def take_create_turn(store: Store, lease: Lease, *, first: bool) -> int | None:
+def take_create_turn(
+    store: Store,
+    lease: Lease,
+    *,
+    first: bool,
+    gate: Callable[[Connection, int], bool] | None = None,
+) -> int | None:
     """Take the store-wide submit lock (one create at a time per store); for a chunk never
-    sent before (`first`), write its submit intent in the same transaction. The lock's
-    token, or None when another create holds it."""
+    sent before (`first`), ask `gate` (the budget) and write its submit intent, in the same
+    transaction. The lock's token; None when another create holds it; `HELD_BACK` (and the
+    lock given back) when the gate holds the chunk back."""
     with store.begin() as conn:
         token = locks.acquire(conn, SUBMIT_LOCK, lease.owner)
         if token is not None and first:
+            if gate is not None and not gate(conn, lease.chunk_id):
+                locks.release(conn, SUBMIT_LOCK, token)
+                return HELD_BACK
             transition(conn, lease, ChunkStatus.PENDING, ChunkStatus.SUBMITTING, intent_at=now())
     return token
 

@@ -29,6 +29,7 @@ from .schema import (
 
 __all__ = [
     "MIN_PREFIX",
+    "BudgetFigures",
     "Job",
     "JobCounts",
     "Snapshot",
@@ -38,6 +39,7 @@ __all__ = [
     "active_job_pks",
     "add_job",
     "attempt_history",
+    "budget_figures",
     "error_counts",
     "fail_job",
     "find_job",
@@ -47,7 +49,11 @@ __all__ = [
     "job_tally",
     "latest_job",
     "list_jobs",
+    "pause_job",
     "publish_job",
+    "reopen_job",
+    "set_budget",
+    "set_hold",
     "set_status",
     "snapshot",
     "unfinished_count",
@@ -70,6 +76,9 @@ class Job:
     updated_at: float
     finished_at: float | None
     error: str | None
+    max_cost_usd: float | None = None  #: --max-cost; None: no budget
+    hold_from_idx: int | None = None  #: requests from this index on wait (a canary)
+    stop_reason: str | None = None  #: why it is paused ("budget", "canary")
 
 
 @dataclass(slots=True)
@@ -117,6 +126,9 @@ def _job_from_row(row: dict[str, Any]) -> Job:
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
         error=row["error"],
+        max_cost_usd=row["max_cost_usd"],
+        hold_from_idx=row["hold_from_idx"],
+        stop_reason=row["stop_reason"],
     )
 
 
@@ -193,6 +205,65 @@ def fail_job(conn: Connection, job_pk: int, message: str) -> bool:
         .values(status=JobStatus.FAILED, error=message, updated_at=now())
     )
     return conn.execute(stmt).rowcount == 1
+
+
+def pause_job(conn: Connection, job_pk: int, reason: str) -> bool:
+    """A running job stops until the user resumes it; whether it was running."""
+    stmt = (
+        sa.update(jobs)
+        .where(jobs.c.pk == job_pk, jobs.c.status == JobStatus.RUNNING)
+        .values(status=JobStatus.PAUSED, stop_reason=reason, updated_at=now())
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def reopen_job(conn: Connection, job_pk: int) -> bool:
+    """A failed or paused job runs again (how a user carries on); whether it did."""
+    stmt = (
+        sa.update(jobs)
+        .where(jobs.c.pk == job_pk, jobs.c.status.in_([JobStatus.FAILED, JobStatus.PAUSED]))
+        .values(status=JobStatus.RUNNING, stop_reason=None, updated_at=now())
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def set_budget(conn: Connection, job_pk: int, max_cost_usd: float | None) -> None:
+    """The most the job may spend in all (None: no limit); replaces the one before."""
+    conn.execute(sa.update(jobs).where(jobs.c.pk == job_pk).values(max_cost_usd=max_cost_usd))
+
+
+def set_hold(conn: Connection, job_pk: int, hold_from_idx: int | None) -> None:
+    """Hold back the requests from input index `hold_from_idx` on (None: release them)."""
+    conn.execute(sa.update(jobs).where(jobs.c.pk == job_pk).values(hold_from_idx=hold_from_idx))
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetFigures:
+    """What the budget check adds up (USD, as floats the way costs are stored)."""
+
+    spent: float  #: the actual cost of every answer so far
+    in_flight: float  #: the worst case of every chunk sent and not yet fetched
+    in_flight_chunks: int
+
+
+def budget_figures(conn: Connection, job_pk: int) -> BudgetFigures:
+    """Spent so far (one pass over the job's tally index) and the worst case in flight (a
+    handful of chunk rows; a chunk without its sum gets it from its requests)."""
+    spent = conn.execute(
+        sa.select(sa.func.sum(requests.c.cost_usd)).where(requests.c.job_pk == job_pk)
+    ).scalar()
+    own = (
+        sa.select(sa.func.sum(requests.c.worst_usd))
+        .where(requests.c.chunk_id == chunks.c.id)
+        .scalar_subquery()
+    )
+    sent = (ChunkStatus.SUBMITTING, ChunkStatus.SUBMITTED, ChunkStatus.ENDED)
+    worst, n = conn.execute(
+        sa.select(sa.func.sum(sa.func.coalesce(chunks.c.worst_usd, own)), sa.func.count()).where(
+            chunks.c.job_pk == job_pk, chunks.c.status.in_(list(sent))
+        )
+    ).one()
+    return BudgetFigures(float(spent or 0.0), float(worst or 0.0), int(n))
 
 
 def job_status(store: Store, job_pk: int) -> JobStatus:

@@ -224,6 +224,22 @@ def _0006_drop_dead_columns(conn: Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
 
 
+def _0007_budget(conn: Connection) -> None:
+    # the budget a job may spend, what holds its unsent requests back (a canary) and why it
+    # stopped; each request's and each chunk's worst-case cost, summed by the budget check
+    added = (
+        ("jobs", "max_cost_usd", "FLOAT"),
+        ("jobs", "hold_from_idx", "INTEGER"),
+        ("jobs", "stop_reason", "VARCHAR(20)"),
+        ("chunks", "worst_usd", "FLOAT"),
+        ("requests", "worst_usd", "FLOAT"),
+    )
+    for table, column, kind in added:
+        present = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+        if column not in present:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[Connection], None]], ...] = (
     ("0001_initial", _0001_initial),
     ("0002_request_cost", _0002_request_cost),
@@ -231,4 +247,5 @@ MIGRATIONS: tuple[tuple[str, Callable[[Connection], None]], ...] = (
     ("0004_tally_index", _0004_tally_index),
     ("0005_segments", _0005_segments),
     ("0006_drop_dead_columns", _0006_drop_dead_columns),
+    ("0007_budget", _0007_budget),
 )

@@ -24,10 +24,13 @@ __all__ = [
     "duplicate_custom_ids",
     "fail_chunk_rows",
     "members",
+    "missing_worst",
     "record_answers",
     "retry_missing",
     "retry_rows",
+    "set_worst",
     "store_outputs",
+    "unfinished_worst",
 ]
 
 _ADD_COLUMNS = ("job_pk", "idx", "custom_id", "chunk_id")
@@ -228,3 +231,32 @@ def duplicate_custom_ids(conn: Connection, job_pk: int, limit: int = 20) -> list
         .limit(limit)
     )
     return [(str(cid), int(n)) for cid, n in conn.execute(stmt)]
+
+
+def missing_worst(conn: Connection, job_pk: int) -> list[int]:
+    """The input indexes, ascending, of the job's requests without a worst case yet."""
+    sql = "SELECT idx FROM requests WHERE job_pk = ? AND worst_usd IS NULL ORDER BY idx"
+    return [int(idx) for (idx,) in stream_rows(conn, sql, (job_pk,))]
+
+
+def set_worst(conn: Connection, job_pk: int, rows: Sequence[tuple[int, float]]) -> None:
+    """Requests' worst cases: rows of (idx, worst USD)."""
+    update_rows(
+        conn, "requests", ("worst_usd",), ("job_pk", "idx"), [(w, job_pk, i) for i, w in rows]
+    )
+
+
+def unfinished_worst(
+    conn: Connection, job_pk: int, *, below_idx: int | None = None
+) -> tuple[int, float]:
+    """How many of the job's requests (with `below_idx`, of those before that input index)
+    have no final status yet, and their worst cases summed."""
+    c = requests.c
+    waiting = [RequestStatus.QUEUED, RequestStatus.RETRY]
+    stmt = sa.select(sa.func.count(), sa.func.sum(c.worst_usd)).where(
+        c.job_pk == job_pk, c.status.in_(waiting)
+    )
+    if below_idx is not None:
+        stmt = stmt.where(c.idx < below_idx)
+    n, worst = conn.execute(stmt).one()
+    return int(n), float(worst or 0.0)

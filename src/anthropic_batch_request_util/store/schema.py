@@ -40,6 +40,7 @@ class JobStatus(StrEnum):
     CANCELING = "canceling"  #: the user asked to cancel; waiting for batches to end
     FINISHED = "finished"  #: every request has a final status; output files written
     FAILED = "failed"  #: stopped by an error that needs the user (e.g. a rejected key)
+    PAUSED = "paused"  #: stopped by its budget or after its canary; `abr resume` goes on
 
 
 class ChunkStatus(StrEnum):
@@ -74,7 +75,7 @@ FINAL_REQUEST_STATUSES = (
 #: job statuses in which workers move a job on (and finalize it)
 ACTIVE_JOB_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELING)
 #: job statuses in which nothing moves until the user acts
-ENDED_JOB_STATUSES = (JobStatus.FINISHED, JobStatus.FAILED)
+ENDED_JOB_STATUSES = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.PAUSED)
 ACTIVE_CHUNK_STATUSES = (
     ChunkStatus.PENDING,
     ChunkStatus.SUBMITTING,
@@ -108,6 +109,10 @@ jobs = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    sa.Column("max_cost_usd", sa.Float, nullable=True),  # --max-cost; None: no budget
+    # requests from this input index on are held back (a canary); None: none held
+    sa.Column("hold_from_idx", sa.Integer, nullable=True),
+    sa.Column("stop_reason", sa.String(20), nullable=True),  # why it is paused
 )
 
 chunks = sa.Table(
@@ -135,6 +140,8 @@ chunks = sa.Table(
     sa.Column("fetch_attempts", sa.Integer, nullable=False, default=0),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # its requests' worst cases summed, once the budget check let it go (or a budget was set)
+    sa.Column("worst_usd", sa.Float, nullable=True),
     sa.UniqueConstraint("job_pk", "seq"),
 )
 
@@ -153,6 +160,7 @@ requests = sa.Table(
     sa.Column("cache_creation_tokens", sa.BigInteger, nullable=False, default=0),
     sa.Column("cache_read_tokens", sa.BigInteger, nullable=False, default=0),
     sa.Column("cost_usd", sa.Float, nullable=True),  # what the last attempt cost
+    sa.Column("worst_usd", sa.Float, nullable=True),  # the most it can cost; set with a budget
     # Everything progress and summaries count or sum, so that a look at a million-request
     # job reads this index alone (see migration 0004).
     sa.Index(

@@ -117,6 +117,7 @@ def run(
                 on_progress=progress.update,
                 on_ingested=progress.ingested,
                 max_cost=max_cost,
+                on_warning=render.warning,
             )
         _finish(outcome, as_json)
 
@@ -188,7 +189,11 @@ def resume(
         progress = render.Progress(enabled=not as_json)
         with progress:
             outcome = runner.resume_job(
-                settings, job, wait=not no_wait, on_progress=progress.update
+                settings,
+                job,
+                wait=not no_wait,
+                on_progress=progress.update,
+                on_warning=render.warning,
             )
         _finish(outcome, as_json)
 

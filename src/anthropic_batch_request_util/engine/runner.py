@@ -19,14 +19,15 @@ from typing import TYPE_CHECKING
 import orjson
 
 from ..config import Settings, database_url, logs_dir, require_api_key, uses_local_broker
-from ..errors import ApiError, UsageError
+from ..errors import ApiError, LocalFaultError, UsageError
 from ..output import records_path, results_path, write_outputs, write_record
-from ..store import ENDED_JOB_STATUSES, ChunkStatus, JobStatus, Store
+from ..store import ENDED_JOB_STATUSES, ChunkStatus, JobStatus, Store, exports
 from ..store import jobs as job_rows
 from ..store.jobs import Snapshot, snapshot
 from ..store.locks import reap_dead_leases
 from .ingest import Ingested, ingest
 from .logs import setup_logging
+from .preflight import preflight
 
 if TYPE_CHECKING:
     from ..cost.budget import Budget
@@ -97,12 +98,14 @@ def run_job(
     on_progress: ProgressCallback | None = None,
     on_ingested: Callable[[Ingested], None] | None = None,
     max_cost: float | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Outcome:
     """`abr run`: validate and store the input (or find its job), then drive it."""
     from ..cost.budget import check_before_launch
 
     api_key = require_api_key()  # before reading the input: nothing starts without a key
     budget = None if max_cost is None else check_before_launch(path, settings, max_cost)
+    _warn(preflight(settings, path), on_warning)
     _import_in_background()
     with open_store(settings) as store:
         found = ingest(store, path, settings, Path(settings.storage.base_dir))
@@ -119,13 +122,21 @@ def resume_job(
     *,
     wait: bool = True,
     on_progress: ProgressCallback | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Outcome:
     """`abr resume`: pick a job up where the store says it stands."""
     api_key = require_api_key()
     with open_store(settings, create=False) as store:
         with store.begin() as conn:
             job = job_rows.get_job(conn, job_id)
+        _warn(preflight(settings, Path(job.input_path), store=False), on_warning)
         return _drive(store, settings, api_key, job.pk, wait, on_progress)
+
+
+def _warn(warnings: list[str], on_warning: Callable[[str], None] | None) -> None:
+    for warning in warnings:
+        if on_warning is not None:
+            on_warning(warning)
 
 
 def cancel_job(
@@ -160,7 +171,11 @@ def _drive(
 ) -> Outcome:
     with store.begin() as conn:  # running it again is how a user retries a stopped job
         job_rows.set_status(conn, job_pk, JobStatus.RUNNING, only_from=(JobStatus.FAILED,))
+        # each run chooses where the files go: a job stranded on a full disk ends elsewhere
+        moved = exports.set_output_dir(conn, job_pk, Path(settings.storage.base_dir))
     if snapshot(store, job_pk).job.status == JobStatus.FINISHED:
+        if moved:
+            write_outputs(store, snapshot(store, job_pk).job)
         return Outcome(snapshot(store, job_pk))  # nothing to drive: answer at once
 
     from . import tasks
@@ -249,6 +264,9 @@ def _watch(
             cancel_batches(rt, job_pk)
         if current.job.status in ENDED_JOB_STATUSES:
             return current
+        stopped = tasks.stranded(job_pk)
+        if stopped is not None:
+            raise LocalFaultError(f"job {current.job.id} stopped: {stopped}")
         if not wait and (not local or _all_sent(current)):
             return None
         if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_S:

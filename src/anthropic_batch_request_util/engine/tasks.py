@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -114,17 +115,33 @@ def _make_task(step: Step, function: Callable[[Runtime, int], list[Action]]) -> 
     @app.task(name=f"abr.{step.value}", bind=True, max_retries=None)
     def task(self: Any, target: int) -> None:
         try:
-            actions = function(runtime(), target)
+            actions = _run_step(step, function, target)
         except Exception as error:
-            fault = _lasting_fault(error)
-            if fault is not None and self.request.retries + 1 >= LOCAL_FAULT_TRIES:
-                _stop_job(runtime(), step, target, fault)
-                return
             log.exception("%s(%s) failed; trying again in %ss", step.value, target, STEP_RETRY_S)
             raise self.retry(exc=error, countdown=STEP_RETRY_S) from error
         enqueue(actions)
 
     return task
+
+
+def _run_step(
+    step: Step, function: Callable[[Runtime, int], list[Action]], target: int
+) -> list[Action]:
+    """Run the step; on a lasting local fault, try again here a few times (the disk may
+    have been freed meanwhile), then stop the job and ask for nothing more."""
+    for tries in range(1, LOCAL_FAULT_TRIES + 1):
+        try:
+            return function(runtime(), target)
+        except Exception as error:
+            fault = _lasting_fault(error)
+            if fault is None:
+                raise
+            if tries == LOCAL_FAULT_TRIES:
+                _stop_job(runtime(), step, target, fault)
+                return []
+            log.warning("%s(%s): %s; trying again in %ss", step.value, target, fault, STEP_RETRY_S)
+            time.sleep(STEP_RETRY_S)
+    return []
 
 
 def _lasting_fault(error: BaseException) -> LocalFaultError | None:

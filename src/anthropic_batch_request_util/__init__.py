@@ -12,9 +12,12 @@ from .errors import (
     BudgetExceededError,
     InputError,
     JobNotFoundError,
+    LocalFaultError,
     MissingApiKeyError,
     SettingsError,
     StoreError,
+    StoreFullError,
+    StoreUnavailableError,
     UsageError,
 )
 
@@ -26,9 +29,12 @@ __all__ = [
     "BudgetExceededError",
     "InputError",
     "JobNotFoundError",
+    "LocalFaultError",
     "MissingApiKeyError",
     "SettingsError",
     "StoreError",
+    "StoreFullError",
+    "StoreUnavailableError",
     "UsageError",
     "__version__",
 ]

@@ -10,7 +10,11 @@ on stderr and the exit code it carries, never a traceback::
     │   ├── MissingApiKeyError    no ANTHROPIC_API_KEY in the environment or .env
     │   └── JobNotFoundError      no job with that id in the store
     ├── ApiError                  the Anthropic API failed after the retries we allow
-    ├── StoreError                the job store is unreachable or in an unexpected state
+    ├── StoreError                the job store is damaged, foreign, unreachable or failing
+    │   ├── StoreUnavailableError the store's server refuses connections (waited out)
+    │   └── StoreFullError        no room to write the store (also a LocalFaultError)
+    ├── LocalFaultError           a local file or folder cannot be written, and waiting will
+    │                             not cure it: disk full, read-only, permission denied
     └── BudgetExceededError       spending would pass the configured budget
 """
 
@@ -24,9 +28,12 @@ __all__ = [
     "BudgetExceededError",
     "InputError",
     "JobNotFoundError",
+    "LocalFaultError",
     "MissingApiKeyError",
     "SettingsError",
     "StoreError",
+    "StoreFullError",
+    "StoreUnavailableError",
     "UsageError",
 ]
 
@@ -92,3 +99,21 @@ class StoreError(AbrError):
 
 class BudgetExceededError(AbrError):
     """Going on would spend more than the configured budget."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store's server refuses connections for now (a restart, a failover): waited out."""
+
+
+class LocalFaultError(AbrError):
+    """A local file or folder cannot be written and waiting will not cure it. `cause`
+    says what failed where, without the advice the message may add."""
+
+    def __init__(self, message: str, path: str = "", cause: str = "") -> None:
+        self.path = path
+        self.cause = cause or message
+        super().__init__(message)
+
+
+class StoreFullError(StoreError, LocalFaultError):
+    """The disk (or quota) holding the job store is full."""

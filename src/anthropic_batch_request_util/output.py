@@ -2,12 +2,18 @@
 and `batch_records/<job>.json` (the job, its settings without secrets, every chunk).
 
 Files are written to a temporary name and renamed into place, so a reader never sees half
-a file and two workers finishing the same job write the same bytes.
+a file and two workers finishing the same job write the same bytes. They go under the job's
+output folder, which each run (or resume) of the job chooses again; the store notes every
+file written, and the record lists them.
+
+A write the machine refuses for good (no space, a read-only or unwritable folder) raises a
+`LocalFaultError` naming the path: waiting will not cure it, the user must.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import tempfile
 from datetime import UTC, datetime
@@ -18,7 +24,8 @@ import orjson
 
 from .config import Settings, records_dir, results_dir, settings_from_dict
 from .cost.budget import budget_dict
-from .store import Store, result_lines
+from .errors import LocalFaultError
+from .store import Store, exports, result_lines
 from .store import chunks as chunk_rows
 from .store import jobs as job_rows
 
@@ -26,6 +33,7 @@ __all__ = [
     "batch_record",
     "export_csv",
     "iso",
+    "local_fault",
     "records_path",
     "results_path",
     "write_outputs",
@@ -44,8 +52,32 @@ def records_path(job: job_rows.Job) -> Path:
 
 
 def _settings(job: job_rows.Job) -> Settings:
-    """The job's settings, with its folders under the job's output folder."""
-    return settings_from_dict(job.settings, cwd=Path(job.output_dir))
+    """The job's settings, with its folders under the output folder its last run chose."""
+    data = dict(job.settings)
+    data["storage"] = {**data.get("storage", {}), "base_dir": job.output_dir}
+    return settings_from_dict(data, cwd=Path(job.output_dir))
+
+
+#: errors of the local machine that no amount of waiting cures: they need the user
+_LASTING_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a part of the path is not a folder",
+    errno.EISDIR: "the path is a folder",
+    errno.EFBIG: "file too large",
+}
+
+
+def local_fault(error: BaseException, path: Path | str | None = None) -> LocalFaultError | None:
+    """The `LocalFaultError` an `OSError` is when waiting cannot cure it; None otherwise."""
+    if not isinstance(error, OSError) or error.errno not in _LASTING_ERRNOS:
+        return None
+    where = str(path if path is not None else error.filename or "")
+    what = _LASTING_ERRNOS[error.errno]
+    return LocalFaultError(f"cannot write {where}: {what} ({errno.errorcode[error.errno]})", where)
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -56,11 +88,13 @@ def iso(timestamp: float | None) -> str | None:
 
 def write_outputs(store: Store, job: job_rows.Job) -> None:
     """Write the results file and the batch record of a job."""
+    path = results_path(job)
     with store.begin() as conn:
         _atomic_write(
-            results_path(job),
-            lambda handle: handle.writelines(result_lines.iter_blocks(conn, job.pk)),
+            path, lambda handle: handle.writelines(result_lines.iter_blocks(conn, job.pk))
         )
+    with store.begin() as conn:
+        exports.add_export(conn, job.pk, "results", path)
     write_record(store, job)
 
 
@@ -73,15 +107,26 @@ def write_record(store: Store, job: job_rows.Job) -> None:
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:
+        _raise_fault(error, path.parent)
+        raise
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as error:
+        Path(tmp).unlink(missing_ok=True)  # a half-written file must not take the room
+        _raise_fault(error, path)
         raise
+
+
+def _raise_fault(error: BaseException, path: Path) -> None:
+    fault = local_fault(error, path)
+    if fault is not None:
+        raise fault from error
 
 
 def batch_record(store: Store, job: job_rows.Job) -> dict[str, Any]:
@@ -90,6 +135,7 @@ def batch_record(store: Store, job: job_rows.Job) -> dict[str, Any]:
         tally = job_rows.job_tally(conn, job.pk)
         counts, usage, cost = tally.counts, tally.usage, tally.cost_usd
         found = chunk_rows.job_chunks(conn, job.pk)
+        written = exports.job_exports(conn, job.pk)
     return {
         "job_id": job.id,
         "status": job.status.value,
@@ -108,6 +154,8 @@ def batch_record(store: Store, job: job_rows.Job) -> dict[str, Any]:
         "cost_usd": cost,
         "budget": budget_dict(job, cost),
         "results_path": str(results_path(job)),
+        "output_dir": job.output_dir,
+        "exports": [{**e, "written_at": iso(e["written_at"])} for e in written],
         "error": job.error,
         "settings": job.settings,
         "chunks": [_chunk_record(chunk) for chunk in found],

@@ -16,14 +16,17 @@ PUBLIC_NAMES = [
     "BudgetExceededError",
     "InputError",
     "JobNotFoundError",
+    "LocalFaultError",
     "MissingApiKeyError",
     "SettingsError",
     "StoreError",
+    "StoreFullError",
+    "StoreUnavailableError",
     "UsageError",
     "__version__",
 ]
 
-#: error class -> (its parent, the exit code the command line gives it)
+#: error class -> (its parents, the exit code the command line gives it)
 ERROR_TREE: dict[str, tuple[str, int]] = {
     "UsageError": ("AbrError", 2),
     "SettingsError": ("UsageError", 2),
@@ -32,6 +35,9 @@ ERROR_TREE: dict[str, tuple[str, int]] = {
     "JobNotFoundError": ("UsageError", 2),
     "ApiError": ("AbrError", 1),
     "StoreError": ("AbrError", 1),
+    "StoreUnavailableError": ("StoreError", 1),
+    "StoreFullError": ("StoreError LocalFaultError", 1),
+    "LocalFaultError": ("AbrError", 1),
     "BudgetExceededError": ("AbrError", 1),
 }
 
@@ -66,7 +72,7 @@ def test_error_tree_keeps_its_parents_and_exit_codes(
     parent, exit_code = parent_and_code
     error_class = getattr(abr, name)
 
-    assert error_class.__bases__ == (getattr(abr, parent),)
+    assert error_class.__bases__ == tuple(getattr(abr, name) for name in parent.split())
     assert error_class.exit_code == exit_code
     assert getattr(errors, name) is error_class
 

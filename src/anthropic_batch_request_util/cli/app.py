@@ -132,6 +132,7 @@ def run(
                 on_ingested=progress.ingested,
                 max_cost=max_cost,
                 canary=first,
+                on_warning=render.warning,
             )
         if outcome.canary is not None:
             outcome = _after_canary(outcome, settings, yes=yes, as_json=as_json)
@@ -226,7 +227,12 @@ def resume(
         progress = render.Progress(enabled=not as_json)
         with progress:
             outcome = runner.resume_job(
-                settings, job, wait=not no_wait, on_progress=progress.update, max_cost=max_cost
+                settings,
+                job,
+                wait=not no_wait,
+                on_progress=progress.update,
+                on_warning=render.warning,
+                max_cost=max_cost,
             )
         _finish(outcome, as_json)
 

@@ -36,6 +36,10 @@ def error(message: str) -> None:
     print(f"abr: error: {message}", file=sys.stderr)
 
 
+def warning(message: str) -> None:
+    print(f"abr: warning: {message}", file=sys.stderr)
+
+
 def _chunk_line(current: Snapshot) -> str:
     states: dict[str, int] = {}
     for chunk in current.chunks:

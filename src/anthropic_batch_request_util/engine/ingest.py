@@ -1,6 +1,7 @@
 """Ingest: read the input into the store, cut it into chunks, and name the job.
 
-Everything happens in one transaction: a bad input (or Ctrl-C) leaves nothing behind. A
+Everything happens in one transaction: a bad input (or Ctrl-C, or a full disk) leaves
+nothing behind, and a full store is a usage error (exit 2): nothing was created or sent. A
 job's id is derived from its requests and the settings that shape them, so running the
 same file again finds the existing job instead of paying for it twice.
 """
@@ -16,7 +17,7 @@ from typing import Any
 import orjson
 
 from ..config import Settings, settings_to_dict
-from ..errors import InputError
+from ..errors import InputError, StoreFullError
 from ..inputs import InputFormat, Request, detect_format, read_requests, request_defaults
 from ..inputs.chunking import ChunkCutter, chunk_limits
 from ..store import Connection, Store
@@ -76,6 +77,9 @@ def ingest(store: Store, path: Path, settings: Settings, output_dir: Path) -> In
     except _Existing as found:
         job = found.job
         return Ingested(job.id, job.pk, created=False, total=job.total_requests)
+    except StoreFullError as error:
+        error.exit_code = 2  # rolled back: the next run, once there is room, starts afresh
+        raise
     return Ingested(job_id, job_pk, created=True, total=total)
 
 

@@ -12,11 +12,19 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 LOGGERS = ("anthropic_batch_request_util", "celery", "anthropic")
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """A log file that cannot be written (a full or read-only disk) drops the record: the
+    job reports that fault itself, and a traceback on the terminal would bury it."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def setup_logging(directory: Path, filename: str = "abr.log", level: int = logging.INFO) -> Path:
     """Send abr's (and Celery's and the SDK's) log records to `directory/filename`."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / filename
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _QuietFileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     for name in LOGGERS:
         logger = logging.getLogger(name)

@@ -19,14 +19,15 @@ from typing import TYPE_CHECKING
 import orjson
 
 from ..config import Settings, database_url, logs_dir, require_api_key, uses_local_broker
-from ..errors import ApiError, UsageError
+from ..errors import ApiError, LocalFaultError, UsageError
 from ..output import records_path, results_path, write_outputs, write_record
-from ..store import ENDED_JOB_STATUSES, ChunkStatus, JobStatus, Store
+from ..store import ENDED_JOB_STATUSES, ChunkStatus, JobStatus, Store, exports
 from ..store import jobs as job_rows
 from ..store.jobs import Snapshot, snapshot
 from ..store.locks import reap_dead_leases
 from .ingest import Ingested, ingest
 from .logs import setup_logging
+from .preflight import preflight
 
 if TYPE_CHECKING:
     from ..cost.budget import Canary, CanaryReport
@@ -99,6 +100,7 @@ def run_job(
     on_ingested: Callable[[Ingested], None] | None = None,
     max_cost: float | None = None,
     canary: Canary | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Outcome:
     """`abr run`: validate and store the input (or find its job), then drive it. With
     `max_cost`, refuse a job whose floor is over it and give the job that budget; with
@@ -106,6 +108,7 @@ def run_job(
     from ..cost import budget
 
     api_key = require_api_key()  # before reading the input: nothing starts without a key
+    _warn(preflight(settings, path), on_warning)
     if max_cost is not None:
         budget.check_before_launch(path, settings, max_cost)
     _import_in_background()
@@ -128,6 +131,7 @@ def resume_job(
     wait: bool = True,
     on_progress: ProgressCallback | None = None,
     max_cost: float | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Outcome:
     """`abr resume`: pick a job up where the store says it stands; requests a canary held
     back are sent now, and `max_cost` replaces the job's budget."""
@@ -137,9 +141,16 @@ def resume_job(
     with open_store(settings, create=False) as store:
         with store.begin() as conn:
             job = job_rows.get_job(conn, job_id)
+        _warn(preflight(settings, Path(job.input_path), store=False), on_warning)
         budget.apply_budget(store, job.pk, max_cost)
         budget.release_hold(store, job.pk)
         return _drive(store, settings, api_key, job.pk, wait, on_progress)
+
+
+def _warn(warnings: list[str], on_warning: Callable[[str], None] | None) -> None:
+    for warning in warnings:
+        if on_warning is not None:
+            on_warning(warning)
 
 
 def cancel_job(
@@ -173,7 +184,11 @@ def _drive(
 ) -> Outcome:
     with store.begin() as conn:  # running it again is how a user retries a stopped job
         job_rows.reopen_job(conn, job_pk)
+        # each run chooses where the files go: a job stranded on a full disk ends elsewhere
+        moved = exports.set_output_dir(conn, job_pk, Path(settings.storage.base_dir))
     if snapshot(store, job_pk).job.status == JobStatus.FINISHED:
+        if moved:
+            write_outputs(store, snapshot(store, job_pk).job)
         return Outcome(snapshot(store, job_pk))  # nothing to drive: answer at once
 
     from . import tasks
@@ -269,6 +284,9 @@ def _watch(
             on_progress(current)
         if current.job.status in ENDED_JOB_STATUSES:
             return current
+        stopped = tasks.stranded(job_pk)
+        if stopped is not None:
+            raise LocalFaultError(f"job {current.job.id} stopped: {stopped}")
         if not wait and (not local or _all_sent(current)):
             return None
         if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_S:

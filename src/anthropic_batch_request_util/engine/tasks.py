@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,14 +19,18 @@ from celery.utils.timer2 import Timer
 
 from ..api import make_client
 from ..config import Settings, database_url, load_settings, require_api_key, uses_local_broker
-from ..store import Store
+from ..errors import LocalFaultError, StoreError
+from ..output import local_fault
+from ..store import Connection, Store
+from ..store import chunks as chunk_rows
+from ..store import jobs as job_rows
 from .fetch import fetch_results
 from .finalize import finalize_job
 from .poll import watch_batches
 from .runtime import Action, Runtime, Step
 from .submit import submit_chunk
 
-__all__ = ["app", "configure", "embedded_worker", "enqueue"]
+__all__ = ["app", "configure", "embedded_worker", "enqueue", "stranded"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,9 @@ log = logging.getLogger(__name__)
 VISIBILITY_TIMEOUT_S = 3600
 MEMORY_POLL_S = 0.01  #: seconds between looks at the in-process queue
 STEP_RETRY_S = 2.0  #: seconds before a step that raised unexpectedly runs again
+#: tries of a step that meets a local fault waiting cannot cure (a full disk, a read-only
+#: folder) before the job is stopped for the user: STEP_RETRY_S apart, so seconds in all
+LOCAL_FAULT_TRIES = 3
 WORKER_JOIN_S = 0.1  #: seconds to wait for the stopped worker's consumer thread
 
 app = Celery("abr", set_as_current=False)
@@ -101,18 +109,84 @@ def enqueue(actions: Iterable[Action]) -> None:
 
 def _make_task(step: Step, function: Callable[[Runtime, int], list[Action]]) -> Any:
     """A Celery task that runs one engine step and queues what it says comes next.
-    A step that fails unexpectedly is tried again later; its lease was given back."""
+    A step that fails unexpectedly is tried again later; its lease was given back. A local
+    fault that waiting cannot cure stops the job after LOCAL_FAULT_TRIES tries instead."""
 
     @app.task(name=f"abr.{step.value}", bind=True, max_retries=None)
     def task(self: Any, target: int) -> None:
         try:
-            actions = function(runtime(), target)
+            actions = _run_step(step, function, target)
         except Exception as error:
             log.exception("%s(%s) failed; trying again in %ss", step.value, target, STEP_RETRY_S)
             raise self.retry(exc=error, countdown=STEP_RETRY_S) from error
         enqueue(actions)
 
     return task
+
+
+def _run_step(
+    step: Step, function: Callable[[Runtime, int], list[Action]], target: int
+) -> list[Action]:
+    """Run the step; on a lasting local fault, try again here a few times (the disk may
+    have been freed meanwhile), then stop the job and ask for nothing more."""
+    for tries in range(1, LOCAL_FAULT_TRIES + 1):
+        try:
+            return function(runtime(), target)
+        except Exception as error:
+            fault = _lasting_fault(error)
+            if fault is None:
+                raise
+            if tries == LOCAL_FAULT_TRIES:
+                _stop_job(runtime(), step, target, fault)
+                return []
+            log.warning("%s(%s): %s; trying again in %ss", step.value, target, fault, STEP_RETRY_S)
+            time.sleep(STEP_RETRY_S)
+    return []
+
+
+def _lasting_fault(error: BaseException) -> LocalFaultError | None:
+    if isinstance(error, LocalFaultError):
+        return error
+    return local_fault(error)
+
+
+#: jobs stopped by a local fault whose stop the store could not take (it is the full
+#: disk): job pk -> the message; the local runner watches this too
+_stranded: dict[int, str] = {}
+
+
+def stranded(job_pk: int) -> str | None:
+    """Why this process stopped the job, when the store could not be told (said once)."""
+    return _stranded.pop(job_pk, None)
+
+
+def _stop_job(rt: Runtime, step: Step, target: int, fault: LocalFaultError) -> None:
+    """Stop the job with one line for the user: what failed where, and what to run."""
+    try:
+        with rt.store.begin() as conn:
+            job_pk = target if step == Step.FINALIZE else _job_of_chunk(conn, target)
+            job_id = job_rows.get_job_by_pk(conn, job_pk).id
+    except StoreError:
+        log.exception("%s(%s): %s; the store cannot be read either", step.value, target, fault)
+        return
+    message = (
+        f"{fault.cause}: free space there (or make it writable), then `abr resume {job_id}`; "
+        f"or finish elsewhere with `abr resume {job_id} --output DIR` "
+        f"or `abr results {job_id} --out FILE`"
+    )
+    log.error("%s(%s) stopped job %s: %s", step.value, target, job_id, fault.cause)
+    try:
+        with rt.store.begin() as conn:
+            job_rows.fail_job(conn, job_pk, message)
+    except StoreError:
+        _stranded[job_pk] = message
+
+
+def _job_of_chunk(conn: Connection, chunk_id: int) -> int:
+    chunk = chunk_rows.get_chunk(conn, chunk_id)
+    if chunk is None:
+        raise StoreError(f"no chunk {chunk_id} in the job store")
+    return chunk.job_pk
 
 
 TASKS: dict[Step, Any] = {

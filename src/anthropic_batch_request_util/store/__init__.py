@@ -10,6 +10,7 @@ chunks        chunk rows: cutting, leases, guarded transitions, the submit turn
 requests      request rows: added, assigned, answered, or ended without an answer
 bodies        request bodies, a chunk's run at a time
 result_lines  results-file lines, a chunk's run at a time, read back in input order
+exports       where a job's files go at each run, and every file written for it
 segments      how many small byte strings are packed into one blob
 """
 

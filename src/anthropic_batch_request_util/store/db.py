@@ -2,6 +2,10 @@
 
 SQLAlchemy Core over SQLite (default, WAL mode) or PostgreSQL. The broker only carries ids;
 whatever should happen next can always be rebuilt from the store's tables.
+
+A store that fails (a damaged or foreign file, a full disk, a server that refuses
+connections) raises a `StoreError` of one line naming the file and what to do: never
+SQLAlchemy's message, which holds the statement and a link.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreFullError, StoreUnavailableError
 from .migrations import MIGRATIONS
 from .schema import schema_migrations
 
-__all__ = ["Connection", "Store", "now", "row_dict", "safe_url"]
+__all__ = ["Connection", "Store", "now", "row_dict", "safe_url", "store_path"]
 
 SQLITE_BUSY_TIMEOUT_S = 60.0  #: seconds a SQLite writer waits for the lock
 SQLITE_PAGE_BYTES = 16384  #: page size of a new SQLite store (fewer pages per blob)
@@ -61,9 +65,14 @@ class Store:
         self.url = url
         try:
             self.engine = create_sql_engine(url)
-            self.migrate()
-        except sa.exc.SQLAlchemyError as error:
-            raise StoreError(f"cannot open the job store {safe_url(url)}: {error}") from error
+        except OSError as error:
+            raise StoreError(
+                f"cannot make the folder of the job store {store_path(url)}: "
+                f"{error.strerror}: choose another --output, or set database_url"
+            ) from error
+        with self.begin():  # a damaged file fails here, with its own message
+            pass
+        self.migrate()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -76,13 +85,20 @@ class Store:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """One transaction."""
-        with self.engine.begin() as conn:
-            yield conn
+        """One transaction. The store's own faults become a one-line `StoreError`; a
+        broken constraint stays an `IntegrityError` for the caller that expects it."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.IntegrityError:
+            raise
+        except sa.exc.DBAPIError as error:
+            raise store_fault(self.url, error) from error
 
     def migrate(self) -> None:
         """Apply the migrations this store has not seen yet, in order."""
-        with self.engine.begin() as conn:
+        with self.begin() as conn:
+            _refuse_foreign(conn, self.url)
             schema_migrations.create(conn, checkfirst=True)
             done = set(conn.execute(sa.select(schema_migrations.c.name)).scalars())
             unknown = done - {name for name, _ in MIGRATIONS}
@@ -95,6 +111,52 @@ class Store:
                 if name not in done:
                     apply(conn)
                     conn.execute(schema_migrations.insert().values(name=name, applied_at=now()))
+
+
+def _refuse_foreign(conn: Connection, url: str) -> None:
+    """A SQLite file made by another program is left alone: abr adds no tables to it."""
+    if not url.startswith("sqlite"):
+        return  # a server database may well hold other schemas' tables
+    names = set(sa.inspect(conn).get_table_names())
+    if names and schema_migrations.name not in names:
+        raise StoreError(
+            f"{store_path(url)} is not an abr job store (it holds other tables): "
+            "point database_url elsewhere, or choose another --output"
+        )
+
+
+#: SQLite's primary result codes that say the file itself cannot be read as a store
+_SQLITE_DAMAGED = {sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
+
+
+def store_fault(url: str, error: sa.exc.DBAPIError) -> StoreError:
+    """The one-line error a failing store operation is, from the driver's own error."""
+    where = store_path(url)
+    cause = str(error.orig).splitlines()[0] if error.orig is not None else type(error).__name__
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in _SQLITE_DAMAGED:
+        return StoreError(
+            f"{where} is not a readable abr job store ({cause}): restore it from a backup, "
+            "or move it away (a new store is made), or point database_url elsewhere"
+        )
+    if primary == sqlite3.SQLITE_FULL:
+        full = f"the job store {where} is full ({cause})"
+        return StoreFullError(
+            f"{full}: free space there, then run the same command again (what is stored stays)",
+            where,
+            full,
+        )
+    if not url.startswith("sqlite") and isinstance(error, sa.exc.OperationalError):
+        return StoreUnavailableError(f"the job store {where} refuses connections ({cause})")
+    return StoreError(f"the job store {where} failed: {cause}")
+
+
+def store_path(url: str) -> str:
+    """How messages name a store: its file for SQLite, its URL without password otherwise."""
+    if url.startswith("sqlite:///"):
+        return url.removeprefix("sqlite:///")
+    return safe_url(url)
 
 
 def safe_url(url: str) -> str:

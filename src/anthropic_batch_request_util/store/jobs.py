@@ -194,6 +194,8 @@ def set_status(
     values: dict[str, Any] = {"status": status, "updated_at": now()}
     if status == JobStatus.FINISHED:
         values["finished_at"] = now()
+    if status == JobStatus.RUNNING:
+        values["error"] = None  # a stopped job run again: its old error is history
     return conn.execute(stmt.values(**values)).rowcount == 1
 
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
+from ..errors import StoreError
 from .db import Connection, Store, now
 from .schema import chunks, locks
 
@@ -121,7 +122,7 @@ def heartbeat(renew: Callable[[], object], every_s: float = RENEW_EVERY_S) -> It
         while not stop.wait(every_s):
             try:
                 renew()
-            except sa.exc.SQLAlchemyError:
+            except (sa.exc.SQLAlchemyError, StoreError):
                 log.warning("could not renew a lease", exc_info=True)
 
     thread = threading.Thread(target=beat, name="abr-heartbeat", daemon=True)

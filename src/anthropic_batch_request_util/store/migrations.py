@@ -240,6 +240,21 @@ def _0007_budget(conn: Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
 
 
+def _0009_faults(conn: Connection) -> None:
+    # every results file and record written for a job, wherever it went
+    m = sa.MetaData()
+    sa.Table(
+        "exports",
+        m,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("job_pk", sa.Integer, nullable=False, index=True),
+        sa.Column("kind", sa.String(20), nullable=False),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("written_at", sa.Float, nullable=False),
+    )
+    m.create_all(conn)
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[Connection], None]], ...] = (
     ("0001_initial", _0001_initial),
     ("0002_request_cost", _0002_request_cost),
@@ -248,4 +263,5 @@ MIGRATIONS: tuple[tuple[str, Callable[[Connection], None]], ...] = (
     ("0005_segments", _0005_segments),
     ("0006_drop_dead_columns", _0006_drop_dead_columns),
     ("0007_budget", _0007_budget),
+    ("0009_faults", _0009_faults),
 )

@@ -22,6 +22,7 @@ __all__ = [
     "attempts",
     "body_segments",
     "chunks",
+    "exports",
     "jobs",
     "locks",
     "metadata",
@@ -225,6 +226,18 @@ attempts = sa.Table(
     sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("outcome", sa.String(20), nullable=False),
     sa.Column("error_type", sa.String(60), nullable=True),
+)
+
+#: Every results file and record written for a job, and where: a job's output folder is
+#: chosen again at each run, and `abr results --out` writes anywhere.
+exports = sa.Table(
+    "exports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_pk", sa.Integer, nullable=False, index=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("written_at", sa.Float, nullable=False),
 )
 
 locks = sa.Table(

@@ -9,6 +9,7 @@ Quick start:
   abr jobs                      every job in the store
   abr results JOB --format csv  export the results
   abr resume JOB                carry on after Ctrl-C, a crash or a failure
+  abr retry JOB                 send again what errored, expired or was canceled
   abr cancel JOB                cancel its batches, keep what they finished
   abr estimate requests.json    token counts and a cost range before launch
   abr emulator                  a local Anthropic API, to try abr for free
@@ -82,9 +83,9 @@ def _settings(config: Path | None, output: Path | None) -> Settings:
     return load_settings(config, overrides)
 
 
-def _finish(outcome: runner.Outcome, as_json: bool) -> None:
+def _finish(outcome: runner.Outcome, as_json: bool, **extra: Any) -> None:
     if as_json:
-        print(orjson.dumps(render.summary_dict(outcome)).decode())
+        print(orjson.dumps(render.summary_dict(outcome) | extra).decode())
     else:
         render.outcome(outcome)
     if outcome.interrupted:
@@ -191,6 +192,45 @@ def resume(
                 settings, job, wait=not no_wait, on_progress=progress.update
             )
         _finish(outcome, as_json)
+
+
+@app.command()
+def retry(
+    job: Annotated[str, typer.Argument(help="Job id (or a unique prefix).")],
+    statuses: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Final statuses to send again, comma-separated: errored, expired, canceled "
+            "(default: all three, except requests the API refused as invalid_request_error).",
+        ),
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option("--max-cost", help="Budget in USD for what this retry spends."),
+    ] = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+    no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a finished job's failed requests again, as a new round of the same job; the
+    results file keeps one line per request (the latest attempt's)."""
+    with _user_errors():
+        settings = _settings(config, output)
+        progress = render.Progress(enabled=not as_json)
+        with progress:
+            count, outcome = runner.retry_job(
+                settings,
+                job,
+                statuses=statuses,
+                max_cost=max_cost,
+                wait=not no_wait,
+                on_progress=progress.update,
+            )
+        if not as_json:
+            render.retried(count, outcome)
+        _finish(outcome, as_json, retried=count)
 
 
 @app.command()

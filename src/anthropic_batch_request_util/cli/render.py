@@ -161,6 +161,16 @@ def outcome(result: Outcome) -> None:
     stdout.print(f"Cancel with:  abr cancel {job.id}")
 
 
+def retried(count: int, result: Outcome) -> None:
+    """What `abr retry` sent again (the outcome follows)."""
+    if count:
+        stdout.print(
+            f"Sent {count:,} request(s) again as a new round of job {result.snapshot.job.id}"
+        )
+    else:
+        stdout.print(f"Nothing to retry in job {result.snapshot.job.id}")
+
+
 def canceled(batch_ids: list[str], result: Outcome) -> None:
     if batch_ids:
         names = ", ".join(batch_ids)

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from ..config import Settings, database_url, logs_dir, require_api_key, uses_local_broker
+from ..config import (
+    Settings,
+    database_url,
+    logs_dir,
+    require_api_key,
+    settings_from_dict,
+    uses_local_broker,
+)
 from ..errors import ApiError, UsageError
 from ..output import records_path, results_path, write_outputs, write_record
 from ..store import ENDED_JOB_STATUSES, ChunkStatus, JobStatus, Store
@@ -35,7 +42,15 @@ if TYPE_CHECKING:
 # engine and tasks pull in the SDK and Celery (seconds of imports): they are imported only
 # once there is work to drive, so a bad input or a --help answers at once.
 
-__all__ = ["Outcome", "ProgressCallback", "cancel_job", "open_store", "resume_job", "run_job"]
+__all__ = [
+    "Outcome",
+    "ProgressCallback",
+    "cancel_job",
+    "open_store",
+    "resume_job",
+    "retry_job",
+    "run_job",
+]
 
 WATCH_INTERVAL_S = 0.25  #: seconds between two looks at the store while waiting, at least
 END_CHECK_S = 0.1  #: seconds between two checks of whether the job has ended (one row)
@@ -126,6 +141,50 @@ def resume_job(
         with store.begin() as conn:
             job = job_rows.get_job(conn, job_id)
         return _drive(store, settings, api_key, job.pk, wait, on_progress)
+
+
+def retry_job(
+    settings: Settings,
+    job_id: str,
+    *,
+    statuses: str | None = None,
+    max_cost: float | None = None,
+    wait: bool = True,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[int, Outcome]:
+    """`abr retry`: send a finished job's requests that ended in `statuses` again, as a new
+    round of the same job; how many were sent again, and how the job ended."""
+    from .retry import parse_retry_statuses, requeue_ended
+
+    choice = parse_retry_statuses(statuses)
+    if max_cost is not None and max_cost <= 0:
+        raise UsageError("--max-cost must be above 0")
+    api_key = require_api_key()
+    with open_store(settings, create=False) as store:
+        with store.begin() as conn:
+            job = job_rows.get_job(conn, job_id)
+            count = requeue_ended(conn, job, choice, settings_from_dict(job.settings))
+        if not count:
+            return 0, Outcome(snapshot(store, job.pk))
+        write_record(store, snapshot(store, job.pk).job)  # the record no longer says finished
+        budget = _retry_budget(store, job.pk, max_cost)
+        outcome = _drive(store, settings, api_key, job.pk, wait, on_progress, budget)
+        if outcome.budget_note is not None:
+            outcome.budget_note = (
+                f"--max-cost {max_cost} USD for this retry: its running batches were canceled"
+            )
+        return count, outcome
+
+
+def _retry_budget(store: Store, job_pk: int, max_cost: float | None) -> Budget | None:
+    """A retry's --max-cost covers what the retry spends: the job's spending so far is
+    added to the limit."""
+    from ..cost.budget import Budget
+
+    if max_cost is None:
+        return None
+    spent = snapshot(store, job_pk).cost_usd or 0.0
+    return Budget(spent + max_cost, 0.0)
 
 
 def cancel_job(

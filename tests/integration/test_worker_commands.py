@@ -48,7 +48,7 @@ def test_make_start_and_stop_worker_leave_no_process_behind(tmp_path: Path) -> N
     pid_file = tmp_path / "out" / "logs" / "celery-worker.pid"
     pid = int(pid_file.read_text())
     assert pid_alive(pid)
-    assert (tmp_path / "out" / "logs" / "celery.log").exists()
+    assert (tmp_path / "out" / "logs" / "celery-worker.log").exists()
 
     # When it is stopped
     stopped = _make("stop-worker", env, tmp_path)

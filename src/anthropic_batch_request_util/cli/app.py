@@ -343,14 +343,16 @@ def worker_start(
     config: ConfigOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    """Start a worker in the background (logs to <logs>/celery.log)."""
+    """Start a worker in the background (logs to <logs>/celery-NAME.log)."""
     from ..engine import worker
 
     with _user_errors():
         settings = _worker_settings(config, output)
         threads = concurrency or settings.celery.worker_concurrency
-        started = worker.start_background(settings, name=name, concurrency=threads)
-        log_file = started.pid_file.parent / "celery.log"
+        started = worker.start_background(
+            settings, name=name, concurrency=threads, config=config, output=output
+        )
+        log_file = worker.log_file_of(settings, started.name)
         print(f"worker {started.name} started (pid {started.pid}); logs: {log_file}")
 
 

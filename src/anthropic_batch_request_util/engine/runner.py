@@ -32,6 +32,7 @@ from ..store import ENDED_JOB_STATUSES, ChunkStatus, JobStatus, Store
 from ..store import jobs as job_rows
 from ..store.jobs import Snapshot, snapshot
 from ..store.locks import reap_dead_leases
+from .checks import check_before_creating
 from .ingest import Ingested, ingest
 from .logs import setup_logging
 
@@ -117,6 +118,7 @@ def run_job(
     from ..cost.budget import check_before_launch
 
     api_key = require_api_key()  # before reading the input: nothing starts without a key
+    check_before_creating(settings)
     budget = None if max_cost is None else check_before_launch(path, settings, max_cost)
     _import_in_background()
     with open_store(settings) as store:
@@ -137,6 +139,7 @@ def resume_job(
 ) -> Outcome:
     """`abr resume`: pick a job up where the store says it stands."""
     api_key = require_api_key()
+    check_before_creating(settings)
     with open_store(settings, create=False) as store:
         with store.begin() as conn:
             job = job_rows.get_job(conn, job_id)
@@ -160,6 +163,7 @@ def retry_job(
     if max_cost is not None and max_cost <= 0:
         raise UsageError("--max-cost must be above 0")
     api_key = require_api_key()
+    check_before_creating(settings)
     with open_store(settings, create=False) as store:
         with store.begin() as conn:
             job = job_rows.get_job(conn, job_id)

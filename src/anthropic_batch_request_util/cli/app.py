@@ -17,6 +17,7 @@ Quick start:
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,11 +84,24 @@ def _settings(config: Path | None, output: Path | None) -> Settings:
     return load_settings(config, overrides)
 
 
-def _finish(outcome: runner.Outcome, as_json: bool, **extra: Any) -> None:
+def _flags(config: Path | None, output: Path | None) -> str:
+    """The settings flags as given, for the commands a message tells the user to run."""
+    given = [("-o", output), ("--config", config)]
+    return "".join(f" {flag} {shlex.quote(str(path))}" for flag, path in given if path)
+
+
+def _finish(
+    outcome: runner.Outcome,
+    as_json: bool,
+    flags: str = "",
+    *,
+    found_again: bool = False,
+    **extra: Any,
+) -> None:
     if as_json:
         print(orjson.dumps(render.summary_dict(outcome) | extra).decode())
     else:
-        render.outcome(outcome)
+        render.outcome(outcome, flags, found_again=found_again)
     if outcome.interrupted:
         raise typer.Exit(130)
     if outcome.budget_note:
@@ -119,7 +133,9 @@ def run(
                 on_ingested=progress.ingested,
                 max_cost=max_cost,
             )
-        _finish(outcome, as_json)
+        found_again = not outcome.created
+        flags = _flags(config, output)
+        _finish(outcome, as_json, flags, found_again=found_again, existing=found_again)
 
 
 @app.command()
@@ -191,7 +207,7 @@ def resume(
             outcome = runner.resume_job(
                 settings, job, wait=not no_wait, on_progress=progress.update
             )
-        _finish(outcome, as_json)
+        _finish(outcome, as_json, _flags(config, output))
 
 
 @app.command()
@@ -230,7 +246,7 @@ def retry(
             )
         if not as_json:
             render.retried(count, outcome)
-        _finish(outcome, as_json, retried=count)
+        _finish(outcome, as_json, _flags(config, output), retried=count)
 
 
 @app.command()
@@ -251,7 +267,7 @@ def cancel(
             )
         if not as_json:
             render.canceled(canceled, outcome)
-        _finish(outcome, as_json)
+        _finish(outcome, as_json, _flags(config, output))
 
 
 @app.command()

@@ -142,9 +142,14 @@ def summary_dict(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def outcome(result: Outcome) -> None:
+def outcome(result: Outcome, flags: str = "", *, found_again: bool = False) -> None:
+    """How a run ended; `flags` (` -o DIR --config FILE`, as given) go into the commands
+    it suggests, so that they find the same job store. `found_again`: the input's
+    requests were a job already."""
     current = result.snapshot
     job = current.job
+    if found_again:
+        stdout.print(f"This file's requests are job {job.id}, {_since(job)}.")
     stdout.print(f"Job {job.id}: {job.status.value} — {_counts_line(current.counts)}")
     if current.cost_usd is not None:
         stdout.print(
@@ -157,8 +162,25 @@ def outcome(result: Outcome) -> None:
     running = current.running_batches
     if running:
         stdout.print(f"Still running at Anthropic ({len(running)}): {', '.join(running)}")
-    stdout.print(f"Resume with:  abr resume {job.id}")
-    stdout.print(f"Cancel with:  abr cancel {job.id}")
+    stdout.print(f"Resume with:  abr resume {job.id}{flags}")
+    stdout.print(f"Cancel with:  abr cancel {job.id}{flags}")
+
+
+def _since(job: job_store.Job) -> str:
+    """When a job found again was made or finished: "finished 2 h ago"."""
+    if job.finished_at is not None:
+        return f"finished {_ago(time.time() - job.finished_at)}"
+    return f"started {_ago(time.time() - job.created_at)}, {job.status.value}"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(0, int(seconds))} s ago"
+    if seconds < 90 * 60:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 48 * 3600:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86400)} days ago"
 
 
 def retried(count: int, result: Outcome) -> None:

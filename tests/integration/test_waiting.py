@@ -1,0 +1,78 @@
+"""Waiting that tells the truth: the commands a message suggests work as printed, a run
+that finds its input's job says so, and a job nothing is working on says what to run."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from anthropic_batch_request_util.emulator import Emulator, EmulatorConfig
+
+from .helpers import abr_command, abr_env, run_abr, summary, write_original
+
+
+def _wait_for(condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _interrupted_run(emulator: Emulator, *args: str) -> str:
+    """Start `abr run ARGS`, press Ctrl-C once its batch is created; its stdout."""
+    process = subprocess.Popen(
+        abr_command("run", *args),
+        env=abr_env(emulator),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(lambda: emulator.stats()["batches_created"] >= 1)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    return out
+
+
+def test_the_ctrl_c_hint_is_a_command_that_works_with_the_flags_given(tmp_path: Path) -> None:
+    # Given a run into another output folder with its own config file, interrupted
+    (tmp_path / "conf.yaml").write_text("batch:\n  chunk_size: 5\n")
+    source = write_original(tmp_path / "slow.json", 6)
+    config = EmulatorConfig(processing_seconds=30, seed=6, retry_after=0.0)
+    with Emulator(config, host="127.0.0.1", port=0) as emulator:
+        out = _interrupted_run(emulator, str(source), "-o", "elsewhere", "--config", "conf.yaml")
+
+        # Then the printed cancel command carries the same flags, and works as printed
+        printed = out.split("Cancel with:", 1)[1].splitlines()[0].strip()
+        assert printed.endswith(" -o elsewhere --config conf.yaml"), printed
+        canceled = run_abr(*shlex.split(printed)[1:], "--json", emulator=emulator)
+
+    assert canceled.returncode == 0, canceled.stderr
+    assert summary(canceled)["status"] == "finished"
+
+
+def test_running_a_file_again_says_which_job_its_requests_are(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # Given a file whose job finished
+    source = write_original(tmp_path / "q.json", 3)
+    first = run_abr("run", str(source), "--json", emulator=emulator)
+    assert summary(first)["existing"] is False
+
+    # When the same content runs again, under another name
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(source.read_bytes())
+    again = run_abr("run", str(copy), "--json", emulator=emulator)
+    text = run_abr("run", str(copy), emulator=emulator)
+
+    # Then both say it is the existing job, and when it finished
+    assert summary(again)["existing"] is True
+    assert summary(again)["job_id"] == summary(first)["job_id"]
+    job_id = summary(first)["job_id"]
+    assert f"This file's requests are job {job_id}, finished " in text.stdout
+    assert " ago" in text.stdout

@@ -5,6 +5,8 @@ the worker the settings it was given, and leaves nothing behind when the worker 
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,13 @@ def test_worker_start_gives_the_worker_the_config_file_it_was_given(tmp_path: Pa
         assert started.returncode == 0, started.stdout + started.stderr
         assert (out / "logs" / "celery-cfg.pid").exists()
         assert "abr worker ready: cfg" in (out / "logs" / "celery-cfg.log").read_text()
+        # and it is seen alive in the job store the config names
+        with sqlite3.connect(out / "abr.sqlite3") as db:
+            beats = db.execute(
+                "SELECT count(*) FROM locks WHERE name LIKE 'worker:%' AND expires_at > ?",
+                (time.time(),),
+            ).fetchone()[0]
+        assert beats == 1
     finally:
         stopped = run_abr("worker", "stop", "--config", str(config))
     assert "cfg" in stopped.stdout

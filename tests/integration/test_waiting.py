@@ -10,6 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+import redis
+
 from anthropic_batch_request_util.emulator import Emulator, EmulatorConfig
 
 from .helpers import abr_command, abr_env, run_abr, summary, write_original
@@ -76,3 +79,65 @@ def test_running_a_file_again_says_which_job_its_requests_are(
     job_id = summary(first)["job_id"]
     assert f"This file's requests are job {job_id}, finished " in text.stdout
     assert " ago" in text.stdout
+
+
+def test_status_of_an_interrupted_run_says_nothing_works_on_it_and_what_to_run(
+    tmp_path: Path,
+) -> None:
+    # Given a run with the in-process broker
+    source = write_original(tmp_path / "slow.json", 4)
+    config = EmulatorConfig(processing_seconds=30, seed=6, retry_after=0.0)
+    with Emulator(config, host="127.0.0.1", port=0) as emulator:
+        process = subprocess.Popen(
+            abr_command("run", str(source), "-o", "out"),
+            env=abr_env(emulator),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _wait_for(lambda: emulator.stats()["batches_created"] >= 1)
+
+        # While it runs, the job has a live worker: nothing to say
+        running = summary(run_abr("status", "--json", "-o", "out", emulator=emulator))
+        assert running["working"] >= 1 and running["idle"] is None
+
+        # When it is interrupted
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+
+        # Then status says nothing is working on it, and the command that carries it on
+        idle = summary(run_abr("status", "--json", "-o", "out", emulator=emulator))
+        text = run_abr("status", "-o", "out", emulator=emulator)
+    assert idle["status"] == "running" and idle["working"] == 0
+    assert f"abr resume {idle['job_id']} -o out" in idle["idle"]
+    assert "nothing is working on this job" in text.stdout
+
+
+def test_a_run_on_a_redis_broker_without_workers_says_to_start_one(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    try:
+        redis.Redis(host="127.0.0.1", port=6379).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("Redis is not reachable")
+    broker = "redis://127.0.0.1:6379/10"  # no worker ever consumes this database
+    source = write_original(tmp_path / "q.json", 2)
+    try:
+        # Given a Redis broker and no `abr worker` running, when a run waits for its job
+        with pytest.raises(subprocess.TimeoutExpired) as waited:
+            subprocess.run(
+                abr_command("run", str(source)),
+                env=abr_env(emulator, ABR_BROKER_URL=broker),
+                capture_output=True,
+                text=True,
+                timeout=8,
+            )
+        # Then its progress says nothing is working on the job, and what to run
+        stderr = waited.value.stderr or b""
+        text = stderr.decode() if isinstance(stderr, bytes) else stderr
+        assert "nothing is working on it: start a worker: abr worker start" in text
+        # and so does status
+        status = summary(run_abr("status", "--json", emulator=emulator, ABR_BROKER_URL=broker))
+        assert status["working"] == 0 and "abr worker start" in status["idle"]
+    finally:
+        redis.Redis.from_url(broker).flushdb()

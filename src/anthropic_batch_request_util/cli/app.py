@@ -283,15 +283,23 @@ def status(
     """Show where a job stands: requests by status, errors, chunks, ETA and cost."""
     from . import status as views
 
-    with _user_errors(), runner.open_store(_settings(config, output), create=False) as store:
-        current = render.find_snapshot(store, job)
-        if watch:
-            try:
-                views.watch(store, current.job.pk, as_json=as_json, console=render.stdout)
-            except KeyboardInterrupt:
-                raise typer.Exit(130) from None
-        else:
-            views.show(current, as_json=as_json, console=render.stdout)
+    with _user_errors():
+        settings = _settings(config, output)
+        with runner.open_store(settings, create=False) as store:
+            found = render.find_snapshot(store, job)
+            hint = render.idle_hint(
+                found.job.id, uses_local_broker(settings), _flags(config, output)
+            )
+            if watch:
+                try:
+                    views.watch(
+                        store, found.job.pk, as_json=as_json, console=render.stdout, hint=hint
+                    )
+                except KeyboardInterrupt:
+                    raise typer.Exit(130) from None
+            else:
+                current = views.look(store, found.job.pk)
+                views.show(current, as_json=as_json, console=render.stdout, hint=hint)
 
 
 @app.command()

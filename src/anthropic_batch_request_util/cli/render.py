@@ -20,7 +20,7 @@ from ..cost.pricing import format_usd
 from ..engine.ingest import Ingested
 from ..engine.runner import Outcome
 from ..errors import UsageError
-from ..store import RequestStatus, Store, result_lines
+from ..store import ACTIVE_JOB_STATUSES, RequestStatus, Store, result_lines
 from ..store import jobs as job_store
 from ..store.jobs import Snapshot, snapshot
 
@@ -109,6 +109,8 @@ class Progress(_Bar):
             return
         done, total = current.counts.final, current.job.total_requests
         detail = f"batches: {_chunk_line(current)}"
+        if current.working == 0 and current.job.status in ACTIVE_JOB_STATUSES:
+            detail += f" — nothing is working on it: {idle_hint(current.job.id, False)}"
         if self.bar is not None:
             self.show(current.job.id, done, total, detail=detail)
             return
@@ -181,6 +183,14 @@ def _ago(seconds: float) -> str:
     if seconds < 48 * 3600:
         return f"{int(seconds // 3600)} h ago"
     return f"{int(seconds // 86400)} days ago"
+
+
+def idle_hint(job_id: str, local: bool, flags: str = "") -> str:
+    """What to run when nothing is working on a job: a worker to take the work from the
+    broker, or (with the in-process `memory://` broker) a resume that runs it here."""
+    if local:
+        return f"carry it on here with: abr resume {job_id}{flags}"
+    return f"start a worker: abr worker start{flags}"
 
 
 def retried(count: int, result: Outcome) -> None:

@@ -32,6 +32,7 @@ from ..store import ENDED_JOB_STATUSES, ChunkStatus, JobStatus, Store
 from ..store import jobs as job_rows
 from ..store.jobs import Snapshot, snapshot
 from ..store.locks import reap_dead_leases
+from ..store.workers import beating, heartbeat_name, working_on
 from .checks import check_before_creating
 from .ingest import Ingested, ingest
 from .logs import setup_logging
@@ -240,7 +241,9 @@ def _drive(
     local = uses_local_broker(settings)
     worker = tasks.embedded_worker(settings.celery.worker_concurrency) if local else nullcontext()
     last: Snapshot | None = None
-    with worker, _interruptible() as interrupted:
+    # a run with its own workers is seen working on its job; otherwise `abr worker`s are
+    alive = beating(store, heartbeat_name(job_pk)) if local else nullcontext()
+    with worker, alive, _interruptible() as interrupted:
         tasks.enqueue(advance_job(rt, job_pk))
         last = _watch(store, rt, job_pk, wait, local, on_progress, budget)
     done = last is not None
@@ -305,6 +308,9 @@ def _watch(
     while True:
         started = time.monotonic()
         current = snapshot(store, job_pk)
+        if not local:  # the work is on `abr worker`s: say when there is none
+            with store.begin() as conn:
+                current.working = working_on(conn, job_pk)
         looked = time.monotonic() - started
         if on_progress is not None:
             on_progress(current)

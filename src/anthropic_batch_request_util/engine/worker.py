@@ -17,19 +17,23 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from celery import signals
 
-from ..config import Settings, logs_dir
+from ..config import Settings, database_url, logs_dir, require_api_key
 from ..errors import UsageError
+from ..store import Store
 from ..store.locks import pid_alive, try_lock
+from ..store.workers import beating, heartbeat_name
 from . import tasks
 from .checks import check_before_creating
 from .logs import console_logging
 from .reconcile import reconcile
+from .runtime import Runtime
 
 __all__ = [
     "WorkerProcess",
@@ -98,18 +102,24 @@ class _Reconciler:
 
 def run_foreground(settings: Settings, *, name: str, concurrency: int, loglevel: str) -> None:
     """`abr worker debug`: a worker in this process, logging to the console."""
-    tasks.configure(settings)
+    # the runtime is built from these settings (the --config/--output given), not re-read
+    # from ./settings.yaml; a missing key is one line here, not a worker that never starts
+    store = Store(database_url(settings))
+    tasks.configure(settings, Runtime(store, tasks.client_factory(require_api_key())))
     console_logging()
     reconciler = _Reconciler(settings)
+    alive = ExitStack()
 
     def ready(**_: Any) -> None:
-        tasks.runtime()  # fail early on a missing key or an unreachable store
+        rt = tasks.runtime()  # fail early on a missing key or an unreachable store
         gc.freeze()  # the imports' long-lived objects: not scanned again by every collection
         reconciler.thread.start()
+        alive.enter_context(beating(rt.store, heartbeat_name()))
         print(f"{READY_LINE}: {name} ({concurrency} threads)", flush=True)
 
     def shutdown(**_: Any) -> None:
         reconciler.stop.set()
+        alive.close()
 
     signals.worker_ready.connect(ready, weak=False)
     signals.worker_shutdown.connect(shutdown, weak=False)
@@ -145,6 +155,7 @@ def start_background(
             raise UsageError(
                 f"worker {name!r} already runs (pid {worker.pid}); `abr worker stop` first"
             )
+    require_api_key()
     check_before_creating(settings)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     log_path = log_file_of(settings, name)

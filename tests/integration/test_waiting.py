@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import redis
 
@@ -141,3 +142,24 @@ def test_a_run_on_a_redis_broker_without_workers_says_to_start_one(
         assert status["working"] == 0 and "abr worker start" in status["idle"]
     finally:
         redis.Redis.from_url(broker).flushdb()
+
+
+def test_export_of_a_failed_job_says_what_its_lines_mean(tmp_path: Path) -> None:
+    # Given a job that failed: the API refuses the key
+    source = write_original(tmp_path / "q.json", 3)
+    config = EmulatorConfig(processing_seconds=0.2, seed=1, retry_after=0.0, api_key="other")
+    with Emulator(config, host="127.0.0.1", port=0) as emulator:
+        failed = run_abr("run", str(source), emulator=emulator)
+        assert failed.returncode == 1, failed.stderr
+        job_id = run_abr("jobs", "--json").stdout
+        job_id = orjson.loads(job_id)[0]["job_id"]
+
+        # When its results are exported
+        exported = run_abr("results", job_id)
+
+    # Then the lines are there, and a note says they are not final and how to carry on
+    assert exported.returncode == 0, exported.stderr
+    assert [orjson.loads(line)["status"] for line in exported.stdout.splitlines()] == ["queued"] * 3
+    assert f"job {job_id} is failed" in exported.stderr
+    assert "3 of 3 requests have no final status" in exported.stderr
+    assert f"abr resume {job_id}" in exported.stderr

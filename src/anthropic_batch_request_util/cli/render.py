@@ -20,7 +20,7 @@ from ..cost.pricing import format_usd
 from ..engine.ingest import Ingested
 from ..engine.runner import Outcome
 from ..errors import UsageError
-from ..store import ACTIVE_JOB_STATUSES, RequestStatus, Store, result_lines
+from ..store import ACTIVE_JOB_STATUSES, JobStatus, RequestStatus, Store, result_lines
 from ..store import jobs as job_store
 from ..store.jobs import Snapshot, snapshot
 
@@ -284,6 +284,21 @@ def export(store: Store, job_id: str, fmt: str, out: Path | None) -> None:
     finally:
         if out:
             handle.close()
+    _unfinished_note(store, job)
+
+
+def _unfinished_note(store: Store, job: job_store.Job) -> None:
+    """An export of a job that has not finished says so: lines of requests without a
+    final status carry `queued` or `retry`, and a failed job stays so until resumed."""
+    if job.status == JobStatus.FINISHED:
+        return
+    with store.begin() as conn:
+        open_ = job_store.unfinished_count(conn, job.pk)
+    why = f"failed ({job.error})" if job.status == JobStatus.FAILED else job.status.value
+    stderr.print(
+        f"note: job {job.id} is {why}: {open_:,} of {job.total_requests:,} requests have no "
+        f"final status (their lines say queued or retry); carry it on with: abr resume {job.id}"
+    )
 
 
 def settings_yaml(settings: dict[str, Any], masked_key: str) -> None:

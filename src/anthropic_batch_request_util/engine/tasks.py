@@ -18,14 +18,16 @@ from celery.utils.timer2 import Timer
 
 from ..api import make_client
 from ..config import Settings, database_url, load_settings, require_api_key, uses_local_broker
-from ..store import Store
+from ..store import ACTIVE_JOB_STATUSES, Store
+from ..store import chunks as chunk_rows
+from ..store import jobs as job_rows
 from .fetch import fetch_results
 from .finalize import finalize_job
 from .poll import poll_batch
 from .runtime import Action, Runtime, Step
 from .submit import submit_chunk
 
-__all__ = ["app", "configure", "embedded_worker", "enqueue"]
+__all__ = ["app", "configure", "embedded_worker", "enqueue", "job_moves_on"]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,8 @@ def _make_task(step: Step, function: Callable[[Runtime, int], list[Action]]) -> 
     @app.task(name=f"abr.{step.value}", bind=True, max_retries=None)
     def task(self: Any, target: int) -> None:
         try:
+            if not job_moves_on(runtime(), step, target):
+                return  # a failed (or finished) job stays as it is until the user acts
             actions = function(runtime(), target)
         except Exception as error:
             log.exception("%s(%s) failed; trying again in %ss", step.value, target, STEP_RETRY_S)
@@ -113,6 +117,20 @@ def _make_task(step: Step, function: Callable[[Runtime, int], list[Action]]) -> 
         enqueue(actions)
 
     return task
+
+
+def job_moves_on(rt: Runtime, step: Step, target: int) -> bool:
+    """Whether the job a step acts on is active: steps queued before a job failed (or
+    finished) do nothing, so that a failed job is final until `abr resume`."""
+    with rt.store.begin() as conn:
+        if step == Step.FINALIZE:
+            job_pk = target
+        else:
+            chunk = chunk_rows.get_chunk(conn, target)
+            if chunk is None:
+                return False
+            job_pk = chunk.job_pk
+        return job_rows.get_job_by_pk(conn, job_pk).status in ACTIVE_JOB_STATUSES
 
 
 TASKS: dict[Step, Any] = {

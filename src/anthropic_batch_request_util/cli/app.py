@@ -27,6 +27,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
+from .. import __version__
 from ..config import (
     Settings,
     load_api_key,
@@ -65,6 +66,32 @@ OutputOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object at the end.")]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Return once every batch is submitted.")]
+CancelNoWaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="Return once the cancel is asked for; do not wait for the batches to end "
+        "and their finished answers to be collected (abr status shows them later).",
+    ),
+]
+
+
+def _version(given: bool) -> None:
+    if given:
+        print(f"abr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 @contextmanager
@@ -254,7 +281,7 @@ def cancel(
     job: Annotated[str, typer.Argument(help="Job id (or a unique prefix).")],
     config: ConfigOpt = None,
     output: OutputOpt = None,
-    no_wait: NoWaitOpt = False,
+    no_wait: CancelNoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel a job's running batches and collect what they had finished."""

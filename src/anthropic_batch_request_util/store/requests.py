@@ -203,9 +203,18 @@ def _end_rows(
     store_outputs(conn, [(pk, idx, line_of(cid, n)) for pk, idx, cid, n in rows])
 
 
+_NOT_SENT = {"type": "canceled", "message": "the job was canceled before this request was sent"}
+
+
 def _canceled_line(custom_id: str, attempts_made: int) -> bytes:
     return orjson.dumps(
-        {"custom_id": custom_id, "status": "canceled", "attempts": attempts_made, "batch_id": None}
+        {
+            "custom_id": custom_id,
+            "status": "canceled",
+            "error": _NOT_SENT,
+            "attempts": attempts_made,
+            "batch_id": None,
+        }
     )
 
 

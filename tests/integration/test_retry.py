@@ -107,3 +107,29 @@ def test_retry_rejects_an_unknown_status_with_one_line(emulator: Emulator, tmp_p
     assert completed.returncode == 2
     assert completed.stderr.strip().count("\n") == 0
     assert "--status" in completed.stderr and "'succeeded'" in completed.stderr
+
+
+def test_retry_max_cost_must_be_above_zero_and_changes_nothing(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    first = _failed_run(emulator, tmp_path)
+    created = emulator.stats()["batches_created"]
+
+    completed = run_abr("retry", first["job_id"], "--max-cost", "0", emulator=emulator)
+
+    assert completed.returncode == 2
+    assert completed.stderr.strip() == "abr: error: --max-cost must be above 0"
+    assert emulator.stats()["batches_created"] == created
+    assert run_abr("status", first["job_id"], "--json").stdout.count('"finished"') == 1
+
+
+def test_retry_within_its_max_cost_runs_to_the_end(emulator: Emulator, tmp_path: Path) -> None:
+    first = _failed_run(emulator, tmp_path)
+
+    completed = run_abr(
+        "retry", first["job_id"], "--max-cost", "100", "--json", emulator=emulator, **ONE_ATTEMPT
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert summary(completed)["status"] == "finished"
+    assert summary(completed)["counts"]["expired"] == 0

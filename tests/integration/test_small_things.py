@@ -55,3 +55,14 @@ def test_every_line_that_did_not_succeed_has_an_error_with_a_type_and_csv_has_co
         assert row["cost_usd"] == ("" if cost is None else str(cost))
     assert any(row["cost_usd"] for row in rows)
     assert {row["error_type"] for row in rows if row["status"] == "expired"} == {"expired"}
+
+
+def test_the_readme_has_one_exit_code_table_and_documents_retry() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Exit codes and errors", 1)[1].split("###", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == ["0", "1", "2", "130"]
+    # both ways --max-cost ends a run are in it
+    assert "--max-cost" in rows[1] and "--max-cost" in rows[2]
+    assert "abr: error:" in section
+    assert "### Re-running what failed" in readme and "abr retry JOB" in readme

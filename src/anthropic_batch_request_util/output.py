@@ -40,7 +40,16 @@ __all__ = [
     "write_record",
 ]
 
-CSV_FIELDS = ("custom_id", "status", "text", "error_type", "error_message", "attempts", "batch_id")
+CSV_FIELDS = (
+    "custom_id",
+    "status",
+    "text",
+    "error_type",
+    "error_message",
+    "attempts",
+    "batch_id",
+    "cost_usd",
+)
 
 
 def results_path(job: job_rows.Job) -> Path:
@@ -195,6 +204,7 @@ def export_csv(store: Store, job: job_rows.Job, handle: IO[str]) -> int:
                     "error_message": error.get("message", ""),
                     "attempts": line.get("attempts"),
                     "batch_id": line.get("batch_id") or "",
+                    "cost_usd": "" if line.get("cost_usd") is None else line["cost_usd"],
                 }
             )
             rows += 1

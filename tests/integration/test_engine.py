@@ -103,3 +103,39 @@ def test_a_stale_lease_cannot_write_after_another_worker_took_over(
     assert engine.submit_chunk(rt, chunk_id) == []
     assert emulator.stats()["batches_created"] == 0
     rt.store.close()
+
+
+def test_a_failed_job_is_final_steps_queued_before_change_nothing(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    from anthropic_batch_request_util.engine.tasks import job_moves_on
+    from anthropic_batch_request_util.store import jobs as job_store
+    from anthropic_batch_request_util.store.jobs import snapshot
+
+    # Given a job whose batch has ended, its results not fetched yet
+    rt, job_pk, chunk_id = setup(tmp_path, 5)
+    engine.submit_chunk(rt, chunk_id)
+    deadline = time.monotonic() + 30
+    while _chunk_status(rt, chunk_id) != ChunkStatus.ENDED:
+        assert time.monotonic() < deadline
+        engine_poll.watch_batches(rt, job_pk)
+        time.sleep(0.05)
+
+    # When the job fails, and the fetch queued before that runs
+    with rt.store.begin() as conn:
+        assert job_store.fail_job(conn, job_pk, "stopped for a test")
+    engine_fetch.fetch_results(rt, chunk_id)
+
+    # Then nothing changed: no answer stored, and no step of it is run any more
+    current = snapshot(rt.store, job_pk)
+    assert current.job.status == JobStatus.FAILED
+    assert current.counts.final == 0
+    assert not job_moves_on(rt, Step.FETCH, chunk_id)
+    assert not job_moves_on(rt, Step.FINALIZE, job_pk)
+
+
+def _chunk_status(rt: Runtime, chunk_id: int) -> ChunkStatus:
+    with rt.store.begin() as conn:
+        chunk = chunk_store.get_chunk(conn, chunk_id)
+    assert chunk is not None
+    return chunk.status

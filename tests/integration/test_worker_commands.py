@@ -48,7 +48,7 @@ def test_make_start_and_stop_worker_leave_no_process_behind(tmp_path: Path) -> N
     pid_file = tmp_path / "out" / "logs" / "celery-worker.pid"
     pid = int(pid_file.read_text())
     assert pid_alive(pid)
-    assert (tmp_path / "out" / "logs" / "celery.log").exists()
+    assert (tmp_path / "out" / "logs" / "celery-worker.log").exists()
 
     # When it is stopped
     stopped = _make("stop-worker", env, tmp_path)
@@ -101,3 +101,20 @@ def test_devcontainer_refers_to_files_and_settings_that_exist() -> None:
         assert config["service"] in compose["services"]
     assert _abr_env_names(config["remoteEnv"]) <= set(ENV_VARS)
     assert "make install" in config["postCreateCommand"]
+
+
+def test_compose_waits_for_healthy_stores_needs_no_dotenv_and_takes_no_store_ports() -> None:
+    services = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]
+    # Redis and PostgreSQL say when they are ready, and what uses them waits for that
+    for store in ("redis", "postgres"):
+        assert services[store]["healthcheck"]["test"], store
+        assert "ports" not in services[store], f"{store} takes a host port"
+    for name in ("worker", "abr"):
+        waits = services[name]["depends_on"]
+        assert waits == {
+            "redis": {"condition": "service_healthy"},
+            "postgres": {"condition": "service_healthy"},
+        }
+        # a missing .env is no error
+        assert all(not entry.get("required", True) for entry in services[name]["env_file"])
+    assert services["flower"]["depends_on"] == {"redis": {"condition": "service_healthy"}}

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from anthropic_batch_request_util.config import load_settings
 from anthropic_batch_request_util.errors import InputError, UsageError
 from anthropic_batch_request_util.inputs import (
     CUSTOM_ID_PATTERN,
@@ -21,8 +22,10 @@ from anthropic_batch_request_util.inputs import (
     detect_format,
     read_requests,
     reader,
+    request_defaults,
     validate_custom_id,
 )
+from anthropic_batch_request_util.inputs.checks import size_problem
 
 DEFAULTS = RequestDefaults(
     model="claude-test-1",
@@ -311,9 +314,10 @@ def test_request_over_the_byte_limit_is_located(tmp_path: Path) -> None:
 
     assert [r.index for r in got] == [0]
     size = len(full[1].body)
-    assert problems == [
+    assert problems == [f"messages_list[1]: {size_problem(size, limit)}"]
+    assert problems[0].startswith(
         f"messages_list[1]: request is {size:,} bytes, over the {limit:,}-byte limit"
-    ]
+    )
 
 
 def test_a_request_exactly_at_the_byte_limit_is_accepted(tmp_path: Path) -> None:
@@ -554,7 +558,7 @@ def test_jsonl_request_over_the_byte_limit_is_located(tmp_path: Path) -> None:
 
     assert [r.custom_id for r in got] == ["a"]
     size = len(full[1].body)
-    assert problems == [f"line 2: request is {size:,} bytes, over the {limit:,}-byte limit"]
+    assert problems == [f"line 2: {size_problem(size, limit)}"]
 
 
 @pytest.mark.parametrize("text", ["", "\n\n  \n"])
@@ -723,3 +727,17 @@ def test_reading_memory_does_not_grow_with_the_file(tmp_path: Path, layout: str)
     assert read == count
     assert size > 10_000_000
     assert peak < size / 20, f"peak {peak:,} bytes for a {size:,}-byte file"
+
+
+def test_the_byte_limit_message_says_what_the_limit_is_made_of() -> None:
+    # Given the default 1,000,000-byte batch limit, a request just over what fits alone
+    settings = load_settings(overrides={"api.max_payload_size": "1000000"})
+    limit = request_defaults(settings).max_request_bytes
+
+    message = size_problem(limit + 1, limit)
+
+    # Then it names the configured limit and where the difference goes
+    assert f"over the {limit:,}-byte limit for one request" in message
+    assert "a batch may hold 1,000,000 bytes" in message
+    assert "api.max_payload_size" in message
+    assert f"less {1_000_000 - limit} for the create body" in message

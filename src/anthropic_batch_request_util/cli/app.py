@@ -9,6 +9,7 @@ Quick start:
   abr jobs                      every job in the store
   abr results JOB --format csv  export the results
   abr resume JOB                carry on after Ctrl-C, a crash or a failure
+  abr retry JOB                 send again what errored, expired or was canceled
   abr cancel JOB                cancel its batches, keep what they finished
   abr estimate requests.json    token counts and a cost range before launch
   abr emulator                  a local Anthropic API, to try abr for free
@@ -16,6 +17,7 @@ Quick start:
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +27,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
+from .. import __version__
 from ..config import (
     Settings,
     load_api_key,
@@ -38,6 +41,16 @@ from ..engine import runner
 from ..engine.memory import give_back_large_buffers
 from ..errors import AbrError, BudgetExceededError, UsageError
 from . import render
+from .options import (
+    CancelNoWaitOpt,
+    ConcurrencyOpt,
+    ConfigOpt,
+    JsonOpt,
+    MaxCostOpt,
+    NameOpt,
+    NoWaitOpt,
+    OutputOpt,
+)
 
 app = typer.Typer(
     help=__doc__,
@@ -55,21 +68,23 @@ worker_app = typer.Typer(
 )
 app.add_typer(worker_app, name="worker")
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Settings file (default: ./settings.yaml).")
-]
-OutputOpt = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Output base directory (storage.base_dir).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object at the end.")]
-NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Return once every batch is submitted.")]
-MaxCostOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--max-cost",
-        help="Budget in USD: a batch is sent only if its worst case still fits (see README).",
-    ),
-]
+
+def _version(given: bool) -> None:
+    if given:
+        print(f"abr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 @contextmanager
@@ -89,11 +104,24 @@ def _settings(config: Path | None, output: Path | None) -> Settings:
     return load_settings(config, overrides)
 
 
-def _finish(outcome: runner.Outcome, as_json: bool) -> None:
+def _flags(config: Path | None, output: Path | None) -> str:
+    """The settings flags as given, for the commands a message tells the user to run."""
+    given = [("-o", output), ("--config", config)]
+    return "".join(f" {flag} {shlex.quote(str(path))}" for flag, path in given if path)
+
+
+def _finish(
+    outcome: runner.Outcome,
+    as_json: bool,
+    flags: str = "",
+    *,
+    found_again: bool = False,
+    **extra: Any,
+) -> None:
     if as_json:
-        print(orjson.dumps(render.summary_dict(outcome)).decode())
+        print(orjson.dumps(render.summary_dict(outcome) | extra).decode())
     else:
-        render.outcome(outcome)
+        render.outcome(outcome, flags, found_again=found_again)
     if outcome.interrupted:
         raise typer.Exit(130)
     if outcome.budget_note:
@@ -136,7 +164,9 @@ def run(
             )
         if outcome.canary is not None:
             outcome = _after_canary(outcome, settings, yes=yes, as_json=as_json)
-        _finish(outcome, as_json)
+        found_again = not outcome.created
+        flags = _flags(config, output)
+        _finish(outcome, as_json, flags, found_again=found_again, existing=found_again)
 
 
 def _after_canary(
@@ -234,7 +264,46 @@ def resume(
                 on_warning=render.warning,
                 max_cost=max_cost,
             )
-        _finish(outcome, as_json)
+        _finish(outcome, as_json, _flags(config, output))
+
+
+@app.command()
+def retry(
+    job: Annotated[str, typer.Argument(help="Job id (or a unique prefix).")],
+    statuses: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Final statuses to send again, comma-separated: errored, expired, canceled "
+            "(default: all three, except requests the API refused as invalid_request_error).",
+        ),
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option("--max-cost", help="Budget in USD for what this retry spends."),
+    ] = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+    no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a finished job's failed requests again, as a new round of the same job; the
+    results file keeps one line per request (the latest attempt's)."""
+    with _user_errors():
+        settings = _settings(config, output)
+        progress = render.Progress(enabled=not as_json)
+        with progress:
+            count, outcome = runner.retry_job(
+                settings,
+                job,
+                statuses=statuses,
+                max_cost=max_cost,
+                wait=not no_wait,
+                on_progress=progress.update,
+            )
+        if not as_json:
+            render.retried(count, outcome)
+        _finish(outcome, as_json, _flags(config, output), retried=count)
 
 
 @app.command()
@@ -242,7 +311,7 @@ def cancel(
     job: Annotated[str, typer.Argument(help="Job id (or a unique prefix).")],
     config: ConfigOpt = None,
     output: OutputOpt = None,
-    no_wait: NoWaitOpt = False,
+    no_wait: CancelNoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel a job's running batches and collect what they had finished."""
@@ -255,7 +324,7 @@ def cancel(
             )
         if not as_json:
             render.canceled(canceled, outcome)
-        _finish(outcome, as_json)
+        _finish(outcome, as_json, _flags(config, output))
 
 
 @app.command()
@@ -271,15 +340,23 @@ def status(
     """Show where a job stands: requests by status, errors, chunks, ETA and cost."""
     from . import status as views
 
-    with _user_errors(), runner.open_store(_settings(config, output), create=False) as store:
-        current = render.find_snapshot(store, job)
-        if watch:
-            try:
-                views.watch(store, current.job.pk, as_json=as_json, console=render.stdout)
-            except KeyboardInterrupt:
-                raise typer.Exit(130) from None
-        else:
-            views.show(current, as_json=as_json, console=render.stdout)
+    with _user_errors():
+        settings = _settings(config, output)
+        with runner.open_store(settings, create=False) as store:
+            found = render.find_snapshot(store, job)
+            hint = render.idle_hint(
+                found.job.id, uses_local_broker(settings), _flags(config, output)
+            )
+            if watch:
+                try:
+                    views.watch(
+                        store, found.job.pk, as_json=as_json, console=render.stdout, hint=hint
+                    )
+                except KeyboardInterrupt:
+                    raise typer.Exit(130) from None
+            else:
+                current = views.look(store, found.job.pk)
+                views.show(current, as_json=as_json, console=render.stdout, hint=hint)
 
 
 @app.command()
@@ -324,12 +401,6 @@ def config_show(config: ConfigOpt = None, output: OutputOpt = None) -> None:
         render.settings_yaml(settings_to_dict(settings), mask_secret(load_api_key()))
 
 
-NameOpt = Annotated[str, typer.Option("--name", help="Worker name (one pid file per name).")]
-ConcurrencyOpt = Annotated[
-    int | None, typer.Option("--concurrency", help="Threads (default celery.worker_concurrency).")
-]
-
-
 def _worker_settings(config: Path | None, output: Path | None) -> Settings:
     settings = _settings(config, output)
     if uses_local_broker(settings):
@@ -347,14 +418,16 @@ def worker_start(
     config: ConfigOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    """Start a worker in the background (logs to <logs>/celery.log)."""
+    """Start a worker in the background (logs to <logs>/celery-NAME.log)."""
     from ..engine import worker
 
     with _user_errors():
         settings = _worker_settings(config, output)
         threads = concurrency or settings.celery.worker_concurrency
-        started = worker.start_background(settings, name=name, concurrency=threads)
-        log_file = started.pid_file.parent / "celery.log"
+        started = worker.start_background(
+            settings, name=name, concurrency=threads, config=config, output=output
+        )
+        log_file = worker.log_file_of(settings, started.name)
         print(f"worker {started.name} started (pid {started.pid}); logs: {log_file}")
 
 

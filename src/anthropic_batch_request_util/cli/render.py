@@ -21,7 +21,7 @@ from ..cost.pricing import format_usd
 from ..engine.ingest import Ingested
 from ..engine.runner import Outcome
 from ..errors import UsageError
-from ..store import RequestStatus, Store, result_lines
+from ..store import ACTIVE_JOB_STATUSES, JobStatus, RequestStatus, Store, result_lines
 from ..store import jobs as job_store
 from ..store.jobs import Snapshot, snapshot
 
@@ -114,6 +114,8 @@ class Progress(_Bar):
             return
         done, total = current.counts.final, current.job.total_requests
         detail = f"batches: {_chunk_line(current)}"
+        if current.working == 0 and current.job.status in ACTIVE_JOB_STATUSES:
+            detail += f" — nothing is working on it: {idle_hint(current.job.id, False)}"
         if self.bar is not None:
             self.show(current.job.id, done, total, detail=detail)
             return
@@ -149,9 +151,14 @@ def summary_dict(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def outcome(result: Outcome) -> None:
+def outcome(result: Outcome, flags: str = "", *, found_again: bool = False) -> None:
+    """How a run ended; `flags` (` -o DIR --config FILE`, as given) go into the commands
+    it suggests, so that they find the same job store. `found_again`: the input's
+    requests were a job already."""
     current = result.snapshot
     job = current.job
+    if found_again:
+        stdout.print(f"This file's requests are job {job.id}, {_since(job)}.")
     stdout.print(f"Job {job.id}: {job.status.value} — {_counts_line(current.counts)}")
     if current.cost_usd is not None:
         stdout.print(
@@ -168,8 +175,43 @@ def outcome(result: Outcome) -> None:
     if running:
         stdout.print(f"Still running at Anthropic ({len(running)}): {', '.join(running)}")
     if result.budget_note is None:
-        stdout.print(f"Resume with:  abr resume {job.id}")
-    stdout.print(f"Cancel with:  abr cancel {job.id}")
+        stdout.print(f"Resume with:  abr resume {job.id}{flags}")
+    stdout.print(f"Cancel with:  abr cancel {job.id}{flags}")
+
+
+def _since(job: job_store.Job) -> str:
+    """When a job found again was made or finished: "finished 2 h ago"."""
+    if job.finished_at is not None:
+        return f"finished {_ago(time.time() - job.finished_at)}"
+    return f"started {_ago(time.time() - job.created_at)}, {job.status.value}"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(0, int(seconds))} s ago"
+    if seconds < 90 * 60:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 48 * 3600:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86400)} days ago"
+
+
+def idle_hint(job_id: str, local: bool, flags: str = "") -> str:
+    """What to run when nothing is working on a job: a worker to take the work from the
+    broker, or (with the in-process `memory://` broker) a resume that runs it here."""
+    if local:
+        return f"carry it on here with: abr resume {job_id}{flags}"
+    return f"start a worker: abr worker start{flags}"
+
+
+def retried(count: int, result: Outcome) -> None:
+    """What `abr retry` sent again (the outcome follows)."""
+    if count:
+        stdout.print(
+            f"Sent {count:,} request(s) again as a new round of job {result.snapshot.job.id}"
+        )
+    else:
+        stdout.print(f"Nothing to retry in job {result.snapshot.job.id}")
 
 
 def canary(report: CanaryReport, job: job_store.Job, *, to_stderr: bool = False) -> None:
@@ -289,6 +331,21 @@ def export(store: Store, job_id: str, fmt: str, out: Path | None) -> None:
     finally:
         if out:
             handle.close()
+    _unfinished_note(store, job)
+
+
+def _unfinished_note(store: Store, job: job_store.Job) -> None:
+    """An export of a job that has not finished says so: lines of requests without a
+    final status carry `queued` or `retry`, and a failed job stays so until resumed."""
+    if job.status == JobStatus.FINISHED:
+        return
+    with store.begin() as conn:
+        open_ = job_store.unfinished_count(conn, job.pk)
+    why = f"failed ({job.error})" if job.status == JobStatus.FAILED else job.status.value
+    stderr.print(
+        f"note: job {job.id} is {why}: {open_:,} of {job.total_requests:,} requests have no "
+        f"final status (their lines say queued or retry); carry it on with: abr resume {job.id}"
+    )
 
 
 def settings_yaml(settings: dict[str, Any], masked_key: str) -> None:

@@ -17,12 +17,37 @@ from rich.table import Table
 from rich.text import Text
 
 from ..cost.budget import budget_dict, budget_line
-from ..store import ENDED_JOB_STATUSES, FINAL_REQUEST_STATUSES, Store
+from ..store import ACTIVE_JOB_STATUSES, ENDED_JOB_STATUSES, FINAL_REQUEST_STATUSES, Store
 from ..store.jobs import Snapshot, snapshot
+from ..store.workers import working_on
 
-__all__ = ["eta_seconds", "status_dict", "status_lines", "status_view", "watch"]
+__all__ = [
+    "eta_seconds",
+    "idle_note",
+    "look",
+    "status_dict",
+    "status_lines",
+    "status_view",
+    "watch",
+]
 
 WATCH_INTERVAL_S = 1.0  #: seconds between two refreshes of `abr status --watch`
+
+
+def look(store: Store, job_pk: int) -> Snapshot:
+    """A snapshot of the job, with how many live processes can move it on."""
+    current = snapshot(store, job_pk)
+    with store.begin() as conn:
+        current.working = working_on(conn, job_pk)
+    return current
+
+
+def idle_note(current: Snapshot, hint: str) -> str | None:
+    """What to say of an active job nothing is working on (no worker, no run of it):
+    without one, it would wait forever while looking like it waits on Anthropic."""
+    if current.working != 0 or current.job.status not in ACTIVE_JOB_STATUSES:
+        return None
+    return f"nothing is working on this job: {hint}" if hint else "nothing is working on this job"
 
 
 def eta_seconds(current: Snapshot) -> float | None:
@@ -46,9 +71,11 @@ def _cost(current: Snapshot) -> str:
     return "—" if current.cost_usd is None else f"${current.cost_usd:,.4f}"
 
 
-def status_dict(current: Snapshot) -> dict[str, Any]:
+def status_dict(current: Snapshot, hint: str = "") -> dict[str, Any]:
     job = current.job
     return {
+        "working": current.working,
+        "idle": idle_note(current, hint),
         "job_id": job.id,
         "status": job.status.value,
         "total": job.total_requests,
@@ -87,12 +114,15 @@ def _summary_line(current: Snapshot) -> str:
     )
 
 
-def status_lines(current: Snapshot) -> list[str]:
+def status_lines(current: Snapshot, hint: str = "") -> list[str]:
     """The plain-text view, for logs and pipes."""
     lines = [_summary_line(current)]
     budget = budget_line(current.job, current.cost_usd)
     if budget is not None:
         lines.append(budget)
+    idle = idle_note(current, hint)
+    if idle:
+        lines.append(idle)
     if current.errors:
         lines.append(
             "errors: " + ", ".join(f"{kind} {n}" for kind, n in sorted(current.errors.items()))
@@ -109,7 +139,7 @@ def status_lines(current: Snapshot) -> list[str]:
     return lines
 
 
-def status_view(current: Snapshot) -> Group:
+def status_view(current: Snapshot, hint: str = "") -> Group:
     """The Rich view: a header, the errors by type, and one row per chunk."""
     job = current.job
     header = Text(_summary_line(current), style="bold")
@@ -117,6 +147,9 @@ def status_view(current: Snapshot) -> Group:
     budget = budget_line(job, current.cost_usd)
     if budget is not None:
         parts.append(Text(budget))
+    idle = idle_note(current, hint)
+    if idle:
+        parts.append(Text(idle, style="yellow"))
     if current.errors:
         parts.append(
             Text("errors: " + ", ".join(f"{k} {n}" for k, n in sorted(current.errors.items())))
@@ -140,13 +173,14 @@ def status_view(current: Snapshot) -> Group:
     return Group(*parts)
 
 
-def show(current: Snapshot, *, as_json: bool, console: Console) -> None:
+def show(current: Snapshot, *, as_json: bool, console: Console, hint: str = "") -> None:
+    """One look; `hint` is what to run when nothing is working on the job."""
     if as_json:
-        print(orjson.dumps(status_dict(current)).decode(), flush=True)
+        print(orjson.dumps(status_dict(current, hint)).decode(), flush=True)
     elif console.is_terminal:
-        console.print(status_view(current))
+        console.print(status_view(current, hint))
     else:
-        print("\n".join(status_lines(current)), flush=True)
+        print("\n".join(status_lines(current, hint)), flush=True)
 
 
 def watch(
@@ -156,18 +190,17 @@ def watch(
     as_json: bool,
     console: Console,
     interval: float = WATCH_INTERVAL_S,
+    hint: str = "",
 ) -> Snapshot:
     """Refresh the view until the job ends (Ctrl-C stops watching, not the job)."""
-    current = snapshot(store, job_pk)
+    current = look(store, job_pk)
     if as_json or not console.is_terminal:
-        return _watch_plain(
-            store, job_pk, current, as_json=as_json, console=console, interval=interval
-        )
-    with Live(status_view(current), console=console, refresh_per_second=4) as live:
+        return _watch_plain(store, job_pk, current, as_json=as_json, interval=interval, hint=hint)
+    with Live(status_view(current, hint), console=console, refresh_per_second=4) as live:
         while current.job.status not in ENDED_JOB_STATUSES:
             time.sleep(interval)
-            current = snapshot(store, job_pk)
-            live.update(status_view(current))
+            current = look(store, job_pk)
+            live.update(status_view(current, hint))
     return current
 
 
@@ -177,17 +210,20 @@ def _watch_plain(
     current: Snapshot,
     *,
     as_json: bool,
-    console: Console,
     interval: float,
+    hint: str,
 ) -> Snapshot:
     last = ""
     while True:
-        line = orjson.dumps(status_dict(current)).decode() if as_json else _summary_line(current)
+        if as_json:
+            line = orjson.dumps(status_dict(current, hint)).decode()
+        else:
+            line = "\n".join([_summary_line(current), *filter(None, [idle_note(current, hint)])])
         if line != last:
             print(line, flush=True)
             last = line
         if current.job.status in ENDED_JOB_STATUSES:
             return current
         time.sleep(interval)
-        current = snapshot(store, job_pk)
+        current = look(store, job_pk)
         sys.stdout.flush()

@@ -11,6 +11,7 @@ drives them.
     cancel     cancel a job's batches
     reconcile  rebuild from the store the work that should be queued
     runtime    the step kinds, the actions they ask for, the runtime they run with
+    checks     what is checked before anything is created: the broker, the pricing file
     runner     drive a job from a command: ingest, hand out the work, watch the store
     tasks      the Celery app: thin tasks that run one step and queue the next
     worker     `abr worker` processes and their reconciler loop

@@ -23,7 +23,14 @@ from ..errors import SettingsError
 from ..store import RequestStatus
 from ..store.requests import Answer
 
-__all__ = ["NOT_WHOLE_ERRORS", "IncompleteResults", "ReadResults", "answer_of", "read_answers"]
+__all__ = [
+    "ENDED_UNANSWERED",
+    "NOT_WHOLE_ERRORS",
+    "IncompleteResults",
+    "ReadResults",
+    "answer_of",
+    "read_answers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,11 @@ class IncompleteResults(ValueError):
 
 #: what `read_answers` raises for a download that is not whole: a cut line, lines missing
 NOT_WHOLE_ERRORS = (orjson.JSONDecodeError, IncompleteResults)
+#: the error message of a results line that ended without an answer or an API error
+ENDED_UNANSWERED = {
+    "expired": "the batch ended (after 24 hours) before this request was processed",
+    "canceled": "the batch was canceled before this request was processed",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +115,8 @@ def answer_of(
     elif kind == "errored":
         error_type, text = _error_of(result)
         out["error"] = {"type": error_type, "message": text}
+    else:  # every line that did not succeed says why, with a type, as errored ones do
+        out["error"] = {"type": kind, "message": ENDED_UNANSWERED.get(kind, kind)}
     disposition = classify_result(kind, error_type)
     retry = disposition == ResultDisposition.RETRY and attempts_made < settings.batch.max_attempts
     cost = _cost(usage, str(out.get("message", {}).get("model", "")), prices) if usage else None

@@ -18,7 +18,7 @@ from ..api import (
 )
 from ..cost.pricing import PriceTable
 from ..errors import SettingsError
-from ..store import ChunkStatus, result_lines
+from ..store import ACTIVE_JOB_STATUSES, ChunkStatus, result_lines
 from ..store import chunks as chunk_rows
 from ..store import jobs as job_rows
 from ..store import requests as request_rows
@@ -77,6 +77,8 @@ def _store_results(
     first write, is then held while rows are written, not while they are parsed."""
     settings = rt.settings_for(chunk.job_pk)
     with _APPLYING, rt.store.begin() as conn:
+        if job_rows.get_job_by_pk(conn, chunk.job_pk).status not in ACTIVE_JOB_STATUSES:
+            raise _LeaseLost  # a failed job stays as it stopped; a resume fetches this again
         members = request_rows.members(conn, chunk.id)
         read = read_answers(
             spool, members, chunk.request_count, chunk.batch_id, settings, _prices(rt, chunk)

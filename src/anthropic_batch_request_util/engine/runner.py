@@ -18,13 +18,22 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from ..config import Settings, database_url, logs_dir, require_api_key, uses_local_broker
+from ..config import (
+    Settings,
+    database_url,
+    logs_dir,
+    require_api_key,
+    settings_from_dict,
+    uses_local_broker,
+)
 from ..errors import ApiError, LocalFaultError, UsageError
 from ..output import records_path, results_path, write_outputs, write_record
 from ..store import ENDED_JOB_STATUSES, ChunkStatus, JobStatus, Store, exports
 from ..store import jobs as job_rows
 from ..store.jobs import Snapshot, snapshot
 from ..store.locks import reap_dead_leases
+from ..store.workers import beating, heartbeat_name, working_on
+from .checks import check_before_creating
 from .ingest import Ingested, ingest
 from .logs import setup_logging
 from .preflight import preflight
@@ -36,7 +45,15 @@ if TYPE_CHECKING:
 # engine and tasks pull in the SDK and Celery (seconds of imports): they are imported only
 # once there is work to drive, so a bad input or a --help answers at once.
 
-__all__ = ["Outcome", "ProgressCallback", "cancel_job", "open_store", "resume_job", "run_job"]
+__all__ = [
+    "Outcome",
+    "ProgressCallback",
+    "cancel_job",
+    "open_store",
+    "resume_job",
+    "retry_job",
+    "run_job",
+]
 
 WATCH_INTERVAL_S = 0.25  #: seconds between two looks at the store while waiting, at least
 END_CHECK_S = 0.1  #: seconds between two checks of whether the job has ended (one row)
@@ -108,6 +125,7 @@ def run_job(
     from ..cost import budget
 
     api_key = require_api_key()  # before reading the input: nothing starts without a key
+    check_before_creating(settings)
     _warn(preflight(settings, path), on_warning)
     if max_cost is not None:
         budget.check_before_launch(path, settings, max_cost)
@@ -138,6 +156,7 @@ def resume_job(
     from ..cost import budget
 
     api_key = require_api_key()
+    check_before_creating(settings)
     with open_store(settings, create=False) as store:
         with store.begin() as conn:
             job = job_rows.get_job(conn, job_id)
@@ -151,6 +170,38 @@ def _warn(warnings: list[str], on_warning: Callable[[str], None] | None) -> None
     for warning in warnings:
         if on_warning is not None:
             on_warning(warning)
+
+
+def retry_job(
+    settings: Settings,
+    job_id: str,
+    *,
+    statuses: str | None = None,
+    max_cost: float | None = None,
+    wait: bool = True,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[int, Outcome]:
+    """`abr retry`: send a finished job's requests that ended in `statuses` again, as a new
+    round of the same job; how many were sent again, and how the job ended."""
+    from ..cost import budget
+    from .retry import parse_retry_statuses, requeue_ended
+
+    choice = parse_retry_statuses(statuses)
+    if max_cost is not None and max_cost <= 0:
+        raise UsageError("--max-cost must be above 0")
+    api_key = require_api_key()
+    check_before_creating(settings)
+    with open_store(settings, create=False) as store:
+        with store.begin() as conn:
+            job = job_rows.get_job(conn, job_id)
+            count = requeue_ended(conn, job, choice, settings_from_dict(job.settings))
+        if not count:
+            return 0, Outcome(snapshot(store, job.pk))
+        write_record(store, snapshot(store, job.pk).job)  # the record no longer says finished
+        if max_cost is not None:  # it covers what this retry spends, on top of the job's
+            spent = snapshot(store, job.pk).cost_usd or 0.0
+            budget.apply_budget(store, job.pk, spent + max_cost)
+        return count, _drive(store, settings, api_key, job.pk, wait, on_progress)
 
 
 def cancel_job(
@@ -205,7 +256,9 @@ def _drive(
     local = uses_local_broker(settings)
     worker = tasks.embedded_worker(settings.celery.worker_concurrency) if local else nullcontext()
     last: Snapshot | None = None
-    with worker, _interruptible() as interrupted:
+    # a run with its own workers is seen working on its job; otherwise `abr worker`s are
+    alive = beating(store, heartbeat_name(job_pk)) if local else nullcontext()
+    with worker, alive, _interruptible() as interrupted:
         tasks.enqueue(advance_job(rt, job_pk))
         last = _watch(store, rt, job_pk, wait, local, on_progress)
     done = last is not None
@@ -279,6 +332,9 @@ def _watch(
     while True:
         started = time.monotonic()
         current = snapshot(store, job_pk)
+        if not local:  # the work is on `abr worker`s: say when there is none
+            with store.begin() as conn:
+                current.working = working_on(conn, job_pk)
         looked = time.monotonic() - started
         if on_progress is not None:
             on_progress(current)

@@ -21,7 +21,7 @@ from ..api import make_client
 from ..config import Settings, database_url, load_settings, require_api_key, uses_local_broker
 from ..errors import LocalFaultError, StoreError
 from ..output import local_fault
-from ..store import Connection, Store
+from ..store import ACTIVE_JOB_STATUSES, Connection, Store
 from ..store import chunks as chunk_rows
 from ..store import jobs as job_rows
 from .fetch import fetch_results
@@ -30,7 +30,7 @@ from .poll import watch_batches
 from .runtime import Action, Runtime, Step
 from .submit import submit_chunk
 
-__all__ = ["app", "configure", "embedded_worker", "enqueue", "stranded"]
+__all__ = ["app", "configure", "embedded_worker", "enqueue", "job_moves_on", "stranded"]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,8 @@ def _make_task(step: Step, function: Callable[[Runtime, int], list[Action]]) -> 
     @app.task(name=f"abr.{step.value}", bind=True, max_retries=None)
     def task(self: Any, target: int) -> None:
         try:
+            if not job_moves_on(runtime(), step, target):
+                return  # a failed (or finished) job stays as it is until the user acts
             actions = _run_step(step, function, target)
         except Exception as error:
             log.exception("%s(%s) failed; trying again in %ss", step.value, target, STEP_RETRY_S)
@@ -164,7 +166,7 @@ def _stop_job(rt: Runtime, step: Step, target: int, fault: LocalFaultError) -> N
     """Stop the job with one line for the user: what failed where, and what to run."""
     try:
         with rt.store.begin() as conn:
-            job_pk = target if step == Step.FINALIZE else _job_of_chunk(conn, target)
+            job_pk = target if step in _JOB_STEPS else _job_of_chunk(conn, target)
             job_id = job_rows.get_job_by_pk(conn, job_pk).id
     except StoreError:
         log.exception("%s(%s): %s; the store cannot be read either", step.value, target, fault)
@@ -187,6 +189,24 @@ def _job_of_chunk(conn: Connection, chunk_id: int) -> int:
     if chunk is None:
         raise StoreError(f"no chunk {chunk_id} in the job store")
     return chunk.job_pk
+
+
+#: the steps whose target is a job pk; the others act on a chunk id
+_JOB_STEPS = (Step.WATCH, Step.FINALIZE)
+
+
+def job_moves_on(rt: Runtime, step: Step, target: int) -> bool:
+    """Whether the job a step acts on is active: steps queued before a job failed (or
+    finished) do nothing, so that a failed job is final until `abr resume`."""
+    with rt.store.begin() as conn:
+        if step in _JOB_STEPS:
+            job_pk = target
+        else:
+            chunk = chunk_rows.get_chunk(conn, target)
+            if chunk is None:
+                return False
+            job_pk = chunk.job_pk
+        return job_rows.get_job_by_pk(conn, job_pk).status in ACTIVE_JOB_STATUSES
 
 
 TASKS: dict[Step, Any] = {

@@ -17,20 +17,32 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from celery import signals
 
-from ..config import Settings, logs_dir
+from ..config import Settings, database_url, logs_dir, require_api_key
 from ..errors import UsageError
+from ..store import Store
 from ..store.locks import pid_alive, try_lock
+from ..store.workers import beating, heartbeat_name
 from . import tasks
+from .checks import check_before_creating
 from .logs import console_logging
 from .reconcile import reconcile
+from .runtime import Runtime
 
-__all__ = ["WorkerProcess", "list_workers", "run_foreground", "start_background", "stop_workers"]
+__all__ = [
+    "WorkerProcess",
+    "list_workers",
+    "log_file_of",
+    "run_foreground",
+    "start_background",
+    "stop_workers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +102,24 @@ class _Reconciler:
 
 def run_foreground(settings: Settings, *, name: str, concurrency: int, loglevel: str) -> None:
     """`abr worker debug`: a worker in this process, logging to the console."""
-    tasks.configure(settings)
+    # the runtime is built from these settings (the --config/--output given), not re-read
+    # from ./settings.yaml; a missing key is one line here, not a worker that never starts
+    store = Store(database_url(settings))
+    tasks.configure(settings, Runtime(store, tasks.client_factory(require_api_key())))
     console_logging()
     reconciler = _Reconciler(settings)
+    alive = ExitStack()
 
     def ready(**_: Any) -> None:
-        tasks.runtime()  # fail early on a missing key or an unreachable store
+        rt = tasks.runtime()  # fail early on a missing key or an unreachable store
         gc.freeze()  # the imports' long-lived objects: not scanned again by every collection
         reconciler.thread.start()
+        alive.enter_context(beating(rt.store, heartbeat_name()))
         print(f"{READY_LINE}: {name} ({concurrency} threads)", flush=True)
 
     def shutdown(**_: Any) -> None:
         reconciler.stop.set()
+        alive.close()
 
     signals.worker_ready.connect(ready, weak=False)
     signals.worker_shutdown.connect(shutdown, weak=False)
@@ -120,19 +138,32 @@ def run_foreground(settings: Settings, *, name: str, concurrency: int, loglevel:
     )
 
 
-def start_background(settings: Settings, *, name: str, concurrency: int) -> WorkerProcess:
-    """`abr worker start`: a detached worker logging to <logs>/celery.log, with a pid file."""
+def start_background(
+    settings: Settings,
+    *,
+    name: str,
+    concurrency: int,
+    config: Path | None = None,
+    output: Path | None = None,
+) -> WorkerProcess:
+    """`abr worker start`: a detached worker logging to <logs>/celery-NAME.log, with a pid
+    file. `config` and `output` are the flags the settings came from: the worker is given
+    them too, so it reads the same settings from any folder."""
     pid_file = _pid_file(settings, name)
     for worker in list_workers(settings):
         if worker.name == name and pid_alive(worker.pid):
             raise UsageError(
                 f"worker {name!r} already runs (pid {worker.pid}); `abr worker stop` first"
             )
+    require_api_key()
+    check_before_creating(settings)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
-    log_path = logs_dir(settings) / "celery.log"
+    log_path = log_file_of(settings, name)
     command = [sys.executable, "-m", "anthropic_batch_request_util", "worker", "debug"]
     command += ["--name", name, "--concurrency", str(concurrency)]
+    command += _settings_flags(config, output)
     with log_path.open("ab") as log_file:
+        start_offset = log_file.tell()
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -141,21 +172,46 @@ def start_background(settings: Settings, *, name: str, concurrency: int) -> Work
             start_new_session=True,  # survives the terminal that started it
         )
     pid_file.write_text(f"{process.pid}\n")
-    _wait_ready(process, log_path)
+    try:
+        _wait_ready(process, log_path, start_offset)
+    except UsageError:
+        _stop_child(process)  # a worker that is not ready is not left running
+        pid_file.unlink(missing_ok=True)
+        raise
     return WorkerProcess(name, process.pid, pid_file)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], log_path: Path) -> None:
+def log_file_of(settings: Settings, name: str) -> Path:
+    """Where the background worker `name` logs: one file per worker, so every line in it
+    is that worker's."""
+    return logs_dir(settings) / f"celery-{name}.log"
+
+
+def _settings_flags(config: Path | None, output: Path | None) -> list[str]:
+    flags = []
+    if config is not None:
+        flags += ["--config", str(config.resolve())]
+    if output is not None:
+        flags += ["--output", str(output.resolve())]
+    return flags
+
+
+def _wait_ready(process: subprocess.Popen[bytes], log_path: Path, start_offset: int) -> None:
+    """Wait for this worker's ready line, written after `start_offset` of its log."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise UsageError(
                 f"the worker exited at start (code {process.returncode}); see {log_path}"
             )
-        if READY_LINE in log_path.read_text(errors="replace"):
-            return
+        with log_path.open("rb") as handle:
+            handle.seek(start_offset)
+            if READY_LINE.encode() in handle.read():
+                return
         time.sleep(0.1)
-    raise UsageError(f"the worker did not report ready in {READY_TIMEOUT_S:.0f}s; see {log_path}")
+    raise UsageError(
+        f"the worker did not report ready in {READY_TIMEOUT_S:.0f}s and was stopped; see {log_path}"
+    )
 
 
 def stop_workers(settings: Settings, timeout: float = STOP_TIMEOUT_S) -> list[WorkerProcess]:
@@ -167,6 +223,16 @@ def stop_workers(settings: Settings, timeout: float = STOP_TIMEOUT_S) -> list[Wo
             stopped.append(worker)
         worker.pid_file.unlink(missing_ok=True)
     return stopped
+
+
+def _stop_child(process: subprocess.Popen[bytes]) -> None:
+    """Stop a worker this process started, and reap it."""
+    process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def _terminate(pid: int, timeout: float) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import orjson
 
 from ..errors import InputError
-from .chunking import chunk_limits, largest_request
+from .chunking import ENVELOPE_BYTES, chunk_limits, largest_request
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -160,7 +160,11 @@ def size_problem(size: int, limit: int) -> str | None:
     """Why a request of `size` bytes is refused, or None when it fits."""
     if size <= limit:
         return None
-    return f"request is {size:,} bytes, over the {limit:,}-byte limit"
+    return (
+        f"request is {size:,} bytes, over the {limit:,}-byte limit for one request: a batch "
+        f"may hold {limit + ENVELOPE_BYTES:,} bytes (api.max_payload_size, at most the API's "
+        f"limit), less {ENVELOPE_BYTES} for the create body around its requests"
+    )
 
 
 def plainly_valid(messages: list[Any]) -> bool:

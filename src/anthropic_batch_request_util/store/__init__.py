@@ -5,6 +5,7 @@ migrations    frozen, append-only schema changes
 db            opening a store: engine, SQLite pragmas, URLs, migrating
 sql           bulk helpers: many rows per statement, straight on the driver
 locks         store-wide locks, heartbeats, freeing what dead processes held
+workers       worker heartbeats: who is working on jobs right now
 jobs          job rows, their tally, and the `Snapshot` every view renders
 chunks        chunk rows: cutting, leases, guarded transitions, the submit turn
 requests      request rows: added, assigned, answered, or ended without an answer

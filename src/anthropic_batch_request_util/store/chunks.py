@@ -33,6 +33,7 @@ __all__ = [
     "get_chunk",
     "in_flight_requests",
     "job_chunks",
+    "last_round",
     "leased",
     "mark_ended",
     "next_pending",
@@ -231,6 +232,12 @@ def next_seq(conn: Connection, job_pk: int) -> int:
         .returning(jobs.c.next_chunk_seq)
     )
     return int(conn.execute(stmt).scalar_one()) - 1
+
+
+def last_round(conn: Connection, job_pk: int) -> int:
+    """The highest round any chunk of the job belongs to (0 for a job without chunks)."""
+    stmt = sa.select(sa.func.max(chunks.c.round)).where(chunks.c.job_pk == job_pk)
+    return int(conn.execute(stmt).scalar() or 0)
 
 
 def add_chunk(

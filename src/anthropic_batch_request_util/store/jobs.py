@@ -414,6 +414,8 @@ class Snapshot:
     retrying: int = 0
     cost_usd: float | None = None
     taken_at: float = field(default_factory=time.time)
+    #: live processes that can move the job on (workers, a run of it); None: not looked
+    working: int | None = None
 
     @property
     def running_batches(self) -> list[str]:

@@ -22,6 +22,7 @@ __all__ = [
     "cancel_chunk_rows",
     "cancel_waiting_rows",
     "duplicate_custom_ids",
+    "ended_rows",
     "fail_chunk_rows",
     "members",
     "missing_worst",
@@ -103,6 +104,21 @@ def retry_rows(conn: Connection, chunk_id: int) -> list[int]:
         .order_by(requests.c.idx)
     )
     return [int(idx) for idx in conn.execute(stmt).scalars()]
+
+
+def ended_rows(
+    conn: Connection,
+    job_pk: int,
+    statuses: Sequence[RequestStatus],
+    skip_error_types: Sequence[str] = (),
+) -> list[int]:
+    """The input indexes of the job's requests that ended in one of `statuses`, leaving
+    out those whose error type is in `skip_error_types`, ascending."""
+    c = requests.c
+    stmt = sa.select(c.idx).where(c.job_pk == job_pk, c.status.in_([s.value for s in statuses]))
+    if skip_error_types:
+        stmt = stmt.where(sa.or_(c.error_type.is_(None), c.error_type.not_in(skip_error_types)))
+    return [int(idx) for idx in conn.execute(stmt.order_by(c.idx)).scalars()]
 
 
 def record_answers(
@@ -190,9 +206,18 @@ def _end_rows(
     store_outputs(conn, [(pk, idx, line_of(cid, n)) for pk, idx, cid, n in rows])
 
 
+_NOT_SENT = {"type": "canceled", "message": "the job was canceled before this request was sent"}
+
+
 def _canceled_line(custom_id: str, attempts_made: int) -> bytes:
     return orjson.dumps(
-        {"custom_id": custom_id, "status": "canceled", "attempts": attempts_made, "batch_id": None}
+        {
+            "custom_id": custom_id,
+            "status": "canceled",
+            "error": _NOT_SENT,
+            "attempts": attempts_made,
+            "batch_id": None,
+        }
     )
 
 

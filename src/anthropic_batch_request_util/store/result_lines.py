@@ -26,6 +26,7 @@ from .sql import executemany, first_row, stream_rows
 __all__ = ["iter_blocks", "iter_lines", "store_chunk_lines"]
 
 BLOCK_LINES = 4096  #: lines per block when a chunk is put together line by line
+_UNFINISHED = "no final status yet: the job has not finished (abr resume JOB carries it on)"
 _INSERT = (
     "INSERT INTO result_lines (chunk_id, first_idx, job_pk, request_count, idxs, ends, data)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -113,7 +114,14 @@ def _assembled(
     for idx, custom_id, status, attempts in stream_rows(conn, sql, (job_pk, start, stop)):
         line = lines.get(int(idx))
         if line is None:
-            line = orjson.dumps({"custom_id": custom_id, "status": status, "attempts": attempts})
+            line = orjson.dumps(
+                {
+                    "custom_id": custom_id,
+                    "status": status,
+                    "error": {"type": "unfinished", "message": _UNFINISHED},
+                    "attempts": attempts,
+                }
+            )
         block.append(line)
         if len(block) >= BLOCK_LINES:
             yield b"\n".join(block) + b"\n"

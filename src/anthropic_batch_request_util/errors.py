@@ -12,6 +12,12 @@ on stderr and the exit code it carries, never a traceback::
     ├── ApiError                  the Anthropic API failed after the retries we allow
     ├── StoreError                the job store is unreachable or in an unexpected state
     └── BudgetExceededError       spending would pass the configured budget
+
+    KeyboardInterrupt
+    └── JobInterrupted            Ctrl-C while waiting: the job goes on, and can be resumed
+
+`JobInterrupted` is a `KeyboardInterrupt`, not an `AbrError`: an `except Exception` meant for
+failures must not swallow a Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ __all__ = [
     "ApiError",
     "BudgetExceededError",
     "InputError",
+    "JobInterrupted",
     "JobNotFoundError",
     "MissingApiKeyError",
     "SettingsError",
@@ -92,3 +99,16 @@ class StoreError(AbrError):
 
 class BudgetExceededError(AbrError):
     """Going on would spend more than the configured budget."""
+
+
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the waiting, not the job: its batches go on at the API and the store
+    keeps its state. The message says how to carry on; `job_id` names the job."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(
+            f"stopped waiting for job {job_id}; its batches go on at the API. Carry on with "
+            f"abr.job({job_id!r}).resume() (or `abr resume {job_id}`), "
+            f"or stop it with abr.job({job_id!r}).cancel()"
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +20,13 @@ import orjson
 
 from ..config import Settings, database_url, logs_dir, require_api_key, uses_local_broker
 from ..errors import ApiError, UsageError
+from ..inputs import InputFormat, Request
 from ..output import records_path, results_path, write_outputs, write_record
 from ..store import ENDED_JOB_STATUSES, ChunkStatus, JobStatus, Store
 from ..store import jobs as job_rows
 from ..store.jobs import Snapshot, snapshot
 from ..store.locks import reap_dead_leases
-from .ingest import Ingested, ingest
+from .ingest import Ingested, ingest, ingest_stream
 from .logs import setup_logging
 
 if TYPE_CHECKING:
@@ -35,7 +36,15 @@ if TYPE_CHECKING:
 # engine and tasks pull in the SDK and Celery (seconds of imports): they are imported only
 # once there is work to drive, so a bad input or a --help answers at once.
 
-__all__ = ["Outcome", "ProgressCallback", "cancel_job", "open_store", "resume_job", "run_job"]
+__all__ = [
+    "Outcome",
+    "ProgressCallback",
+    "cancel_job",
+    "open_store",
+    "resume_job",
+    "run_job",
+    "run_stream",
+]
 
 WATCH_INTERVAL_S = 0.25  #: seconds between two looks at the store while waiting, at least
 END_CHECK_S = 0.1  #: seconds between two checks of whether the job has ended (one row)
@@ -109,6 +118,35 @@ def run_job(
         if on_ingested is not None:
             on_ingested(found)
         outcome = _drive(store, settings, api_key, found.job_pk, wait, on_progress, budget)
+        outcome.created = found.created
+        return outcome
+
+
+def run_stream(
+    settings: Settings,
+    requests: Iterable[Request],
+    *,
+    name: str,
+    input_format: InputFormat = InputFormat.JSONL,
+    wait: bool = True,
+    on_progress: ProgressCallback | None = None,
+    on_ingested: Callable[[Ingested], None] | None = None,
+) -> Outcome:
+    """`run_job` for requests that come from code (`inputs.iterable`), stored as they come."""
+    api_key = require_api_key()
+    _import_in_background()
+    with open_store(settings) as store:
+        found = ingest_stream(
+            store,
+            requests,
+            settings,
+            Path(settings.storage.base_dir),
+            name=name,
+            input_format=input_format,
+        )
+        if on_ingested is not None:
+            on_ingested(found)
+        outcome = _drive(store, settings, api_key, found.job_pk, wait, on_progress)
         outcome.created = found.created
         return outcome
 

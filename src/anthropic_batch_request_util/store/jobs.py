@@ -206,16 +206,17 @@ def job_status(store: Store, job_pk: int) -> JobStatus:
 
 def add_job(
     conn: Connection,
-    input_path: Path,
+    input_path: Path | str,
     input_format: str,
     settings: dict[str, Any],
     output_dir: Path,
 ) -> int:
-    """A new job row, still ingesting (invisible to workers and lists); its pk."""
+    """A new job row, still ingesting (invisible to workers and lists); its pk. A string
+    `input_path` is kept as it is (requests that came from code name no file)."""
     t = now()
     stmt = jobs.insert().values(
         status=JobStatus.INGESTING,
-        input_path=str(input_path.resolve()),
+        input_path=input_path if isinstance(input_path, str) else str(input_path.resolve()),
         input_format=input_format,
         settings_json=orjson.dumps(settings),
         total_requests=0,

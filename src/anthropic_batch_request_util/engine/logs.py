@@ -12,14 +12,24 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 LOGGERS = ("anthropic_batch_request_util", "celery", "anthropic")
 
 
+class _JobLog(logging.FileHandler):
+    """The log file `setup_logging` set up (told apart from handlers the user added)."""
+
+
 def setup_logging(directory: Path, filename: str = "abr.log", level: int = logging.INFO) -> Path:
-    """Send abr's (and Celery's and the SDK's) log records to `directory/filename`."""
+    """Send abr's (and Celery's and the SDK's) log records to `directory/filename`. Called
+    again in the same process (a second job from Python), the records go to the new file
+    only, and the old one is closed."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / filename
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _JobLog(path, encoding="utf-8", delay=True)  # opened at the first record
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     for name in LOGGERS:
         logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if isinstance(h, _JobLog)]:
+            if old.baseFilename != handler.baseFilename:
+                logger.removeHandler(old)
+                old.close()
         if not any(getattr(h, "baseFilename", None) == str(path) for h in logger.handlers):
             logger.addHandler(handler)
         logger.setLevel(level if name == LOGGERS[0] else logging.WARNING)

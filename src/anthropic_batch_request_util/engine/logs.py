@@ -4,6 +4,7 @@ the terminal shows progress, not log lines."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 __all__ = ["console_logging", "setup_logging"]
@@ -22,19 +23,26 @@ def setup_logging(directory: Path, filename: str = "abr.log", level: int = loggi
     only, and the old one is closed."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / filename
-    handler = _JobLog(path, encoding="utf-8", delay=True)  # opened at the first record
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    target = os.path.abspath(path)  # as a FileHandler names its file
+    handler: _JobLog | None = None
     for name in LOGGERS:
         logger = logging.getLogger(name)
         for old in [h for h in logger.handlers if isinstance(h, _JobLog)]:
-            if old.baseFilename != handler.baseFilename:
+            if old.baseFilename != target:
                 logger.removeHandler(old)
                 old.close()
-        if not any(getattr(h, "baseFilename", None) == str(path) for h in logger.handlers):
+        if not any(getattr(h, "baseFilename", None) == target for h in logger.handlers):
+            handler = handler or _job_log(path)
             logger.addHandler(handler)
         logger.setLevel(level if name == LOGGERS[0] else logging.WARNING)
         logger.propagate = False
     return path
+
+
+def _job_log(path: Path) -> _JobLog:
+    handler = _JobLog(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    return handler
 
 
 def console_logging(level: int = logging.INFO) -> None:

@@ -16,6 +16,12 @@ on stderr and the exit code it carries, never a traceback::
     ├── LocalFaultError           a local file or folder cannot be written, and waiting will
     │                             not cure it: disk full, read-only, permission denied
     └── BudgetExceededError       spending would pass the configured budget
+
+    KeyboardInterrupt
+    └── JobInterrupted            Ctrl-C while waiting: the job goes on, and can be resumed
+
+`JobInterrupted` is a `KeyboardInterrupt`, not an `AbrError`: an `except Exception` meant for
+failures must not swallow a Ctrl-C.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ __all__ = [
     "ApiError",
     "BudgetExceededError",
     "InputError",
+    "JobInterrupted",
     "JobNotFoundError",
     "LocalFaultError",
     "MissingApiKeyError",
@@ -117,3 +124,16 @@ class LocalFaultError(AbrError):
 
 class StoreFullError(StoreError, LocalFaultError):
     """The disk (or quota) holding the job store is full."""
+
+
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the waiting, not the job: its batches go on at the API and the store
+    keeps its state. The message says how to carry on; `job_id` names the job."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(
+            f"stopped waiting for job {job_id}; its batches go on at the API. Carry on with "
+            f"abr.job({job_id!r}).resume() (or `abr resume {job_id}`), "
+            f"or stop it with abr.job({job_id!r}).cancel()"
+        )

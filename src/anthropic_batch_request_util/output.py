@@ -145,6 +145,7 @@ def batch_record(store: Store, job: job_rows.Job) -> dict[str, Any]:
         counts, usage, cost = tally.counts, tally.usage, tally.cost_usd
         found = chunk_rows.job_chunks(conn, job.pk)
         written = exports.job_exports(conn, job.pk)
+        history = job_rows.attempt_history(conn, job.pk)
     return {
         "job_id": job.id,
         "status": job.status.value,
@@ -167,6 +168,7 @@ def batch_record(store: Store, job: job_rows.Job) -> dict[str, Any]:
         "exports": [{**e, "written_at": iso(e["written_at"])} for e in written],
         "error": job.error,
         "settings": job.settings,
+        "attempts": history,
         "chunks": [_chunk_record(chunk) for chunk in found],
     }
 

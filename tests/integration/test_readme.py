@@ -1,6 +1,6 @@
 """What README.md shows must work: every `abr` command (with the options it shows), every
-`make` target, every `ABR_*` variable and emulator fault, and the settings block must be the
-real defaults."""
+`make` target, every `ABR_*` variable and emulator fault, every Python block (run against the
+emulator), and the settings block must be the real defaults."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from anthropic_batch_request_util.config import (
     load_settings,
     settings_to_dict,
 )
-from anthropic_batch_request_util.emulator import FAULTS
+from anthropic_batch_request_util.emulator import FAULTS, Emulator
+
+from .helpers import FAST_SETTINGS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README = REPO_ROOT / "README.md"
@@ -177,3 +179,37 @@ def test_every_emulator_fault_in_the_readme_exists() -> None:
 
     assert shown, "the README shows some faults"
     assert shown <= set(FAULTS), sorted(shown - set(FAULTS))
+
+
+def python_blocks() -> list[str]:
+    """The README's Python code blocks, in order."""
+    return [body for language, body in fenced_blocks() if language == "python"]
+
+
+def test_the_readme_shows_the_python_api() -> None:
+    shown = "\n".join(python_blocks())
+
+    for name in ("abr.run", "abr.submit", "abr.job(", "abr.jobs", "abr.Settings", ".results("):
+        assert name in shown, name
+
+
+def test_every_python_block_in_the_readme_runs(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the emulator and the fast polls the other tests use
+    for name, value in FAST_SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    namespace: dict[str, Any] = {}
+
+    # When every block runs in order, in one namespace (as a notebook would)
+    for number, block in enumerate(python_blocks()):
+        try:
+            exec(compile(block, f"README.md python block {number}", "exec"), namespace)
+        except Exception as error:
+            raise AssertionError(f"README python block {number} failed: {error!r}") from error
+
+    # Then they printed answers, the located input error, and the jobs
+    printed = capsys.readouterr().out
+    assert "q0 succeeded" in printed
+    assert 'requests[0]: custom_id "not ok!" does not match' in printed
+    assert "5/5 done" in printed

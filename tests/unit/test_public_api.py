@@ -4,6 +4,7 @@ in it imports, and the error tree keeps the shape and exit codes errors.py docum
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 
 import pytest
 
@@ -14,16 +15,27 @@ PUBLIC_NAMES = [
     "AbrError",
     "ApiError",
     "BudgetExceededError",
+    "Chunk",
     "InputError",
+    "Job",
+    "JobInterrupted",
     "JobNotFoundError",
     "LocalFaultError",
     "MissingApiKeyError",
+    "Result",
+    "Settings",
     "SettingsError",
+    "Status",
     "StoreError",
     "StoreFullError",
     "StoreUnavailableError",
+    "Usage",
     "UsageError",
     "__version__",
+    "job",
+    "jobs",
+    "run",
+    "submit",
 ]
 
 #: error class -> (its parents, the exit code the command line gives it)
@@ -82,4 +94,35 @@ def test_every_public_error_is_an_abr_error() -> None:
 
     assert all(issubclass(error, abr.AbrError) for error in public_errors)
     assert abr.AbrError.exit_code == 1
-    assert set(errors.__all__) == {name for name in PUBLIC_NAMES if name.endswith("Error")}
+    assert set(errors.__all__) == {
+        name for name in PUBLIC_NAMES if name.endswith("Error") or name == "JobInterrupted"
+    }
+
+
+def test_ctrl_c_is_a_keyboard_interrupt_not_an_error() -> None:
+    # an `except Exception` meant for failures must not swallow a Ctrl-C
+    assert abr.JobInterrupted.__bases__ == (KeyboardInterrupt,)
+    assert "abr resume job-1" in str(abr.JobInterrupted("job-1"))
+
+
+def public_members() -> list[tuple[str, object]]:
+    """Every public name, and every public method and property of the public classes."""
+    found: list[tuple[str, object]] = []
+    for name in PUBLIC_NAMES:
+        value = getattr(abr, name)
+        if name.startswith("__"):
+            continue
+        found.append((name, value))
+        if inspect.isclass(value) and value.__module__.startswith(abr.__name__):
+            found += [
+                (f"{name}.{member}", attribute)
+                for member, attribute in vars(value).items()
+                if not member.startswith("_")
+                and (inspect.isfunction(attribute) or isinstance(attribute, property))
+            ]
+    return found
+
+
+@pytest.mark.parametrize(("name", "value"), public_members(), ids=[n for n, _ in public_members()])
+def test_every_public_name_has_a_docstring(name: str, value: object) -> None:
+    assert inspect.getdoc(value), f"{name} has no docstring"

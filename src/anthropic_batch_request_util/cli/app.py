@@ -40,6 +40,7 @@ from ..config import (
 from ..engine import runner
 from ..engine.memory import give_back_large_buffers
 from ..errors import AbrError, BudgetExceededError, UsageError
+from ..views import look
 from . import render
 from .options import (
     CancelNoWaitOpt,
@@ -355,7 +356,7 @@ def status(
                 except KeyboardInterrupt:
                     raise typer.Exit(130) from None
             else:
-                current = views.look(store, found.job.pk)
+                current = look(store, found.job.pk)
                 views.show(current, as_json=as_json, console=render.stdout, hint=hint)
 
 

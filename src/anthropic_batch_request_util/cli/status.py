@@ -16,15 +16,14 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..cost.budget import budget_dict, budget_line
+from ..cost.budget import budget_line
 from ..store import ACTIVE_JOB_STATUSES, ENDED_JOB_STATUSES, FINAL_REQUEST_STATUSES, Store
-from ..store.jobs import Snapshot, snapshot
-from ..store.workers import working_on
+from ..store.jobs import Snapshot
+from ..views import eta_seconds, look, status_of
 
 __all__ = [
-    "eta_seconds",
+    "attempts_line",
     "idle_note",
-    "look",
     "status_dict",
     "status_lines",
     "status_view",
@@ -34,29 +33,12 @@ __all__ = [
 WATCH_INTERVAL_S = 1.0  #: seconds between two refreshes of `abr status --watch`
 
 
-def look(store: Store, job_pk: int) -> Snapshot:
-    """A snapshot of the job, with how many live processes can move it on."""
-    current = snapshot(store, job_pk)
-    with store.begin() as conn:
-        current.working = working_on(conn, job_pk)
-    return current
-
-
 def idle_note(current: Snapshot, hint: str) -> str | None:
     """What to say of an active job nothing is working on (no worker, no run of it):
     without one, it would wait forever while looking like it waits on Anthropic."""
     if current.working != 0 or current.job.status not in ACTIVE_JOB_STATUSES:
         return None
     return f"nothing is working on this job: {hint}" if hint else "nothing is working on this job"
-
-
-def eta_seconds(current: Snapshot) -> float | None:
-    """Seconds left at the throughput observed so far (None before anything is done)."""
-    done, total = current.counts.final, current.job.total_requests
-    elapsed = current.taken_at - current.job.created_at
-    if done == 0 or elapsed <= 0 or current.job.status in ENDED_JOB_STATUSES:
-        return None
-    return (total - done) / (done / elapsed)
 
 
 def _duration(seconds: float | None) -> str:
@@ -72,34 +54,23 @@ def _cost(current: Snapshot) -> str:
 
 
 def status_dict(current: Snapshot, hint: str = "") -> dict[str, Any]:
-    job = current.job
-    return {
-        "working": current.working,
-        "idle": idle_note(current, hint),
-        "job_id": job.id,
-        "status": job.status.value,
-        "total": job.total_requests,
-        "done": current.counts.final,
-        "counts": current.counts.finals(),
-        "retrying": current.retrying,
-        "errors": current.errors,
-        "eta_s": eta_seconds(current),
-        "cost_usd": current.cost_usd,
-        "budget": budget_dict(job, current.cost_usd),
-        "error": job.error,
-        "chunks": [
-            {
-                "seq": c.seq,
-                "round": c.round,
-                "status": c.status.value,
-                "batch_id": c.batch_id,
-                "requests": c.request_count,
-                "request_counts": c.counts,
-                "age_s": None if c.submitted_at is None else current.taken_at - c.submitted_at,
-            }
-            for c in current.chunks
-        ],
-    }
+    """What `abr status --json` prints: the Python API's `Status`, and what to run when
+    nothing is working on the job."""
+    return status_of(current).as_dict() | {"idle": idle_note(current, hint)}
+
+
+def attempts_line(current: Snapshot) -> str | None:
+    """The answers so far by round, when any request needed more than one, or failed."""
+    rounds: dict[int, list[str]] = {}
+    for row in current.attempts:
+        kind = row["outcome"] + (f" ({row['error_type']})" if row["error_type"] else "")
+        rounds.setdefault(row["round"], []).append(f"{kind} {row['requests']}")
+    plain = len(rounds) <= 1 and all(r["outcome"] == "succeeded" for r in current.attempts)
+    if plain:
+        return None
+    return "attempts: " + "; ".join(
+        f"round {n}: {', '.join(parts)}" for n, parts in sorted(rounds.items())
+    )
 
 
 def _summary_line(current: Snapshot) -> str:
@@ -127,6 +98,9 @@ def status_lines(current: Snapshot, hint: str = "") -> list[str]:
         lines.append(
             "errors: " + ", ".join(f"{kind} {n}" for kind, n in sorted(current.errors.items()))
         )
+    history = attempts_line(current)
+    if history:
+        lines.append(history)
     for c in current.chunks:
         age = None if c.submitted_at is None else current.taken_at - c.submitted_at
         counts = " ".join(f"{k}={v}" for k, v in c.counts.items() if v)
@@ -154,6 +128,9 @@ def status_view(current: Snapshot, hint: str = "") -> Group:
         parts.append(
             Text("errors: " + ", ".join(f"{k} {n}" for k, n in sorted(current.errors.items())))
         )
+    history = attempts_line(current)
+    if history:
+        parts.append(Text(history))
     if job.error:
         parts.append(Text(f"error: {job.error}", style="red"))
     table = Table("chunk", "round", "status", "batch", "requests", "counts", "age")

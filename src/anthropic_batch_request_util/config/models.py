@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
@@ -246,6 +247,21 @@ class Settings(_Section):
     celery: CelerySettings = CelerySettings()
     database_url: Annotated[str, AfterValidator(_database_url)] | None = None
     pricing_file: NonEmpty | None = None
+
+    if TYPE_CHECKING:
+        # What type checkers see: a section may be given as a dict of its keys, as in
+        # `Settings(model={"name": ...})`; pydantic checks either form the same way.
+        def __init__(
+            self,
+            *,
+            api: ApiSettings | Mapping[str, Any] = ...,
+            model: ModelSettings | Mapping[str, Any] = ...,
+            batch: BatchSettings | Mapping[str, Any] = ...,
+            storage: StorageSettings | Mapping[str, Any] = ...,
+            celery: CelerySettings | Mapping[str, Any] = ...,
+            database_url: str | None = ...,
+            pricing_file: str | None = ...,
+        ) -> None: ...
 
     @model_validator(mode="after")
     def _temperature_allowed(self, info: ValidationInfo) -> Settings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,11 @@ from ..store import jobs as job_rows
 from ..store import requests as request_rows
 from ..store.bodies import SegmentWriter
 
-__all__ = ["Ingested", "identity_settings", "ingest"]
+__all__ = ["STREAM_INPUT", "Ingested", "identity_settings", "ingest", "ingest_stream"]
 
 INSERT_BATCH = 5000  #: request rows per statement (their bodies go to `bodies` segments)
 JOB_HASH_CHARS = 10  #: hex characters of the fingerprint in a job id
+STREAM_INPUT = "<python>"  #: the input of a job whose requests came from code, not a file
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,42 @@ class _ChunkWriter:
             chunk_rows.set_size(self.conn, self.chunk_id, self.count, self.bytes)
 
 
+def ingest_stream(
+    store: Store,
+    requests: Iterable[Request],
+    settings: Settings,
+    output_dir: Path,
+    *,
+    name: str,
+    input_format: InputFormat = InputFormat.JSONL,
+) -> Ingested:
+    """`ingest` for requests that come from code (`inputs.iterable`), read as they come:
+    a new job named after `name`, or the job the same requests and settings already are.
+    An `InputError` from `requests` rolls everything back, as for a file."""
+    try:
+        with store.begin() as conn:
+            settings_dict = settings_to_dict(settings)
+            job_pk = job_rows.add_job(conn, STREAM_INPUT, input_format, settings_dict, output_dir)
+            fingerprint, total = _store_requests(conn, job_pk, requests, settings)
+            _check_unique(conn, job_pk, Path(name))
+            existing = job_rows.find_job(conn, fingerprint)
+            if existing is not None:
+                raise _Existing(existing)
+            job_id = _job_id(Path(name), fingerprint)
+            job_rows.publish_job(conn, job_pk, job_id, fingerprint, total)
+    except _Existing as found:
+        job = found.job
+        return Ingested(job.id, job.pk, created=False, total=job.total_requests)
+    return Ingested(job_id, job_pk, created=True, total=total)
+
+
 def _add_requests(conn: Connection, job_pk: int, path: Path, settings: Settings) -> tuple[str, int]:
+    return _store_requests(conn, job_pk, read_requests(path, request_defaults(settings)), settings)
+
+
+def _store_requests(
+    conn: Connection, job_pk: int, requests: Iterable[Request], settings: Settings
+) -> tuple[str, int]:
     writer = _ChunkWriter(conn, job_pk, ChunkCutter(*chunk_limits(settings)))
     segments = SegmentWriter(conn, job_pk)
     job_hash = hashlib.sha256(
@@ -116,7 +153,7 @@ def _add_requests(conn: Connection, job_pk: int, path: Path, settings: Settings)
     )
     rows: list[tuple[int, int, str, int]] = []
     total = 0
-    for request in read_requests(path, request_defaults(settings)):
+    for request in requests:
         chunk_id = writer.place(request)
         job_hash.update(request.body)
         job_hash.update(b"\n")

@@ -4,6 +4,7 @@ the terminal shows progress, not log lines."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 __all__ = ["console_logging", "setup_logging"]
@@ -12,27 +13,41 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 LOGGERS = ("anthropic_batch_request_util", "celery", "anthropic")
 
 
-class _QuietFileHandler(logging.FileHandler):
-    """A log file that cannot be written (a full or read-only disk) drops the record: the
-    job reports that fault itself, and a traceback on the terminal would bury it."""
+class _JobLog(logging.FileHandler):
+    """The log file `setup_logging` set up (told apart from handlers the user added). A
+    file that cannot be written (a full or read-only disk) drops the record: the job
+    reports that fault itself, and a traceback on the terminal would bury it."""
 
     def handleError(self, record: logging.LogRecord) -> None:
         pass
 
 
 def setup_logging(directory: Path, filename: str = "abr.log", level: int = logging.INFO) -> Path:
-    """Send abr's (and Celery's and the SDK's) log records to `directory/filename`."""
+    """Send abr's (and Celery's and the SDK's) log records to `directory/filename`. Called
+    again in the same process (a second job from Python), the records go to the new file
+    only, and the old one is closed."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / filename
-    handler = _QuietFileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    target = os.path.abspath(path)  # as a FileHandler names its file
+    handler: _JobLog | None = None
     for name in LOGGERS:
         logger = logging.getLogger(name)
-        if not any(getattr(h, "baseFilename", None) == str(path) for h in logger.handlers):
+        for old in [h for h in logger.handlers if isinstance(h, _JobLog)]:
+            if old.baseFilename != target:
+                logger.removeHandler(old)
+                old.close()
+        if not any(getattr(h, "baseFilename", None) == target for h in logger.handlers):
+            handler = handler or _job_log(path)
             logger.addHandler(handler)
         logger.setLevel(level if name == LOGGERS[0] else logging.WARNING)
         logger.propagate = False
     return path
+
+
+def _job_log(path: Path) -> _JobLog:
+    handler = _JobLog(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    return handler
 
 
 def console_logging(level: int = logging.INFO) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from ..config import (
     uses_local_broker,
 )
 from ..errors import ApiError, LocalFaultError, UsageError
+from ..inputs import InputFormat, Request
 from ..output import records_path, results_path, write_outputs, write_record
 from ..store import ENDED_JOB_STATUSES, ChunkStatus, JobStatus, Store, exports
 from ..store import jobs as job_rows
@@ -34,7 +35,7 @@ from ..store.jobs import Snapshot, snapshot
 from ..store.locks import reap_dead_leases
 from ..store.workers import beating, heartbeat_name, working_on
 from .checks import check_before_creating
-from .ingest import Ingested, ingest
+from .ingest import Ingested, ingest, ingest_stream
 from .logs import setup_logging
 from .preflight import preflight
 
@@ -53,6 +54,7 @@ __all__ = [
     "resume_job",
     "retry_job",
     "run_job",
+    "run_stream",
 ]
 
 WATCH_INTERVAL_S = 0.25  #: seconds between two looks at the store while waiting, at least
@@ -135,6 +137,35 @@ def run_job(
         budget.apply_budget(store, found.job_pk, max_cost)
         if canary is not None:
             budget.hold_canary(store, found.job_pk, canary)
+        if on_ingested is not None:
+            on_ingested(found)
+        outcome = _drive(store, settings, api_key, found.job_pk, wait, on_progress)
+        outcome.created = found.created
+        return outcome
+
+
+def run_stream(
+    settings: Settings,
+    requests: Iterable[Request],
+    *,
+    name: str,
+    input_format: InputFormat = InputFormat.JSONL,
+    wait: bool = True,
+    on_progress: ProgressCallback | None = None,
+    on_ingested: Callable[[Ingested], None] | None = None,
+) -> Outcome:
+    """`run_job` for requests that come from code (`inputs.iterable`), stored as they come."""
+    api_key = require_api_key()
+    _import_in_background()
+    with open_store(settings) as store:
+        found = ingest_stream(
+            store,
+            requests,
+            settings,
+            Path(settings.storage.base_dir),
+            name=name,
+            input_format=input_format,
+        )
         if on_ingested is not None:
             on_ingested(found)
         outcome = _drive(store, settings, api_key, found.job_pk, wait, on_progress)

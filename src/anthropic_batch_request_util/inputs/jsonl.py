@@ -23,7 +23,7 @@ from .checks import (
     validate_custom_id,
 )
 
-__all__ = ["JSONL_KEYS", "read_jsonl"]
+__all__ = ["JSONL_KEYS", "item_request", "read_jsonl"]
 
 JSONL_KEYS = frozenset({"custom_id", "params"})
 
@@ -58,6 +58,14 @@ def _jsonl_request(index: int, line: bytes, defaults: RequestDefaults) -> Reques
         return [f"not valid JSON ({exc.msg} at column {exc.colno})"]
     if type(item) is not dict:
         return ['must be a JSON object with "custom_id" and "params"']
+    return item_request(index, item, defaults)
+
+
+def item_request(
+    index: int, item: dict[str, Any], defaults: RequestDefaults
+) -> Request | list[str]:
+    """The request one ``{"custom_id", "params"}`` object makes, or its problems (unlocated).
+    Fills the settings' defaults into ``item["params"]``."""
     found = _line_problems(item)
     if found:
         return found

@@ -4,7 +4,7 @@ then the conversations), so memory does not grow with the file."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -29,7 +29,7 @@ from .checks import (
     size_problem,
 )
 
-__all__ = ["read_original"]
+__all__ = ["read_original", "read_original_object"]
 
 _ID_HEAD = b'{"custom_id":"'
 
@@ -214,9 +214,39 @@ def read_original(path: Path, defaults: RequestDefaults, problems: Problems) -> 
     problems.items.extend(_header_problems(header))
     if not header.is_object or header.kind("messages_list") != "start_array":
         return
+    yield from _requests(header, _conversations(path, problems), defaults, problems)
+
+
+def read_original_object(
+    data: Mapping[str, Any], defaults: RequestDefaults, problems: Problems
+) -> Iterator[Request]:
+    """Yield the requests of the original format given as an object in memory (a dict with
+    "system_prompt", "messages_list", "custom_id_prefix"), checked as a file would be."""
+    header = _Header(values={k: (_event(v), v) for k, v in data.items() if k in _HEADER_KEYS})
+    problems.items.extend(_header_problems(header))
+    if header.kind("messages_list") != "start_array":
+        return
+    yield from _requests(header, iter(data["messages_list"]), defaults, problems)
+
+
+def _event(value: object) -> str:
+    """The parse event that would start `value` in a file (see `_Header`)."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "start_array"
+    return "start_map" if isinstance(value, Mapping) else "number"
+
+
+def _requests(
+    header: _Header, conversations: Iterator[Any], defaults: RequestDefaults, problems: Problems
+) -> Iterator[Request]:
+    """The requests of a checked header's conversations, in order."""
     template = None if problems.items else _BodyTemplate.build(header, defaults)
     limit, count = defaults.max_request_bytes, 0
-    for index, conversation in enumerate(_conversations(path, problems)):
+    for index, conversation in enumerate(conversations):
         count += 1
         # The common case stays inline, for speed; anything else takes the careful path.
         if template and type(conversation) is list and conversation and plainly_valid(conversation):

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..inputs.chunking import batch_body
 from .db import Connection
-from .segments import SEGMENT_MAX_BYTES, pack, span, unpack_uint32s
+from .segments import SEGMENT_MAX_BYTES, span, uint32s, unpack_uint32s
 from .sql import executemany, first_row, stream_rows
 
 __all__ = ["SegmentWriter", "body_sizes", "chunk_body", "iter_bodies"]
@@ -28,31 +28,41 @@ _INSERT = (
 
 class SegmentWriter:
     """Collects consecutive bodies and writes them as segments (at a chunk's end, or when
-    `SEGMENT_MAX_BYTES` are held): memory holds one segment, not a chunk."""
+    `SEGMENT_MAX_BYTES` are held): memory holds one segment, not a chunk. Bodies are
+    copied into one buffer as they come: a serialized body keeps the few KB its encoder
+    reserved, so a list of them would hold several times the segment's size."""
 
     def __init__(self, conn: Connection, job_pk: int) -> None:
         self.conn, self.job_pk = conn, job_pk
-        self._bodies: list[bytes] = []
-        self._bytes = 0
+        self._data = bytearray()
+        self._ends: array[int] = array("I")
         self._first = 0
         self._chunk_id = -1
 
     def add(self, idx: int, chunk_id: int, body: bytes) -> None:
-        if self._bodies and (chunk_id != self._chunk_id or self._bytes > SEGMENT_MAX_BYTES):
+        if self._ends and (chunk_id != self._chunk_id or len(self._data) > SEGMENT_MAX_BYTES):
             self.flush()
-        if not self._bodies:
+        if self._ends:
+            self._data += b","
+        else:
             self._first, self._chunk_id = idx, chunk_id
-        self._bodies.append(body)
-        self._bytes += len(body) + 1
+        self._data += body
+        self._ends.append(len(self._data))
 
     def flush(self) -> None:
-        if not self._bodies:
+        if not self._ends:
             return
-        data, ends = pack(self._bodies, b",")
-        row = (self.job_pk, self._first, self._chunk_id, len(self._bodies), data, ends)
+        row = (
+            self.job_pk,
+            self._first,
+            self._chunk_id,
+            len(self._ends),
+            bytes(self._data),
+            uint32s(self._ends),
+        )
         executemany(self.conn, _INSERT, [row])
-        self._bodies.clear()
-        self._bytes = 0
+        self._data = bytearray()
+        self._ends = array("I")
 
 
 def chunk_body(conn: Connection, chunk_id: int, request_count: int) -> bytes:

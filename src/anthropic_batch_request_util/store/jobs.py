@@ -279,16 +279,17 @@ def job_status(store: Store, job_pk: int) -> JobStatus:
 
 def add_job(
     conn: Connection,
-    input_path: Path,
+    input_path: Path | str,
     input_format: str,
     settings: dict[str, Any],
     output_dir: Path,
 ) -> int:
-    """A new job row, still ingesting (invisible to workers and lists); its pk."""
+    """A new job row, still ingesting (invisible to workers and lists); its pk. A string
+    `input_path` is kept as it is (requests that came from code name no file)."""
     t = now()
     stmt = jobs.insert().values(
         status=JobStatus.INGESTING,
-        input_path=str(input_path.resolve()),
+        input_path=input_path if isinstance(input_path, str) else str(input_path.resolve()),
         input_format=input_format,
         settings_json=orjson.dumps(settings),
         total_requests=0,
@@ -416,6 +417,9 @@ class Snapshot:
     taken_at: float = field(default_factory=time.time)
     #: live processes that can move the job on (workers, a run of it); None: not looked
     working: int | None = None
+    #: every answer so far, summed by round, outcome and error type (`attempt_history`);
+    #: filled only by a full look, not by the frequent progress snapshots
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def running_batches(self) -> list[str]:

@@ -20,10 +20,11 @@ from typing import Any
 import orjson
 
 from .db import Connection
+from .schema import FINAL_REQUEST_STATUSES
 from .segments import SEGMENT_MAX_BYTES, pack, span, uint32s, unpack_uint32s
 from .sql import executemany, first_row, stream_rows
 
-__all__ = ["iter_blocks", "iter_lines", "store_chunk_lines"]
+__all__ = ["iter_blocks", "iter_ended_lines", "iter_lines", "store_chunk_lines"]
 
 BLOCK_LINES = 4096  #: lines per block when a chunk is put together line by line
 _UNFINISHED = "no final status yet: the job has not finished (abr resume JOB carries it on)"
@@ -59,6 +60,17 @@ def iter_lines(conn: Connection, job_pk: int) -> Iterator[bytes]:
         lines = (rest + piece).split(b"\n")
         rest = lines.pop()
         yield from lines
+
+
+def iter_ended_lines(conn: Connection, job_pk: int) -> Iterator[bytes]:
+    """The lines of the requests that have ended so far, in input order. While a job runs,
+    a request waiting to be retried still has its earlier answer stored: it is left out."""
+    final = {status.value for status in FINAL_REQUEST_STATUSES}
+    sql = "SELECT status FROM requests WHERE job_pk = ? ORDER BY idx"
+    statuses = stream_rows(conn, sql, (job_pk,))
+    for line, row in zip(iter_lines(conn, job_pk), statuses, strict=True):
+        if row[0] in final:
+            yield line
 
 
 def iter_blocks(conn: Connection, job_pk: int) -> Iterator[bytes]:

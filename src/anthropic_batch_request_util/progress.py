@@ -1,0 +1,74 @@
+"""Progress for the Python API: a Rich bar on a terminal and in Jupyter (Rich renders in
+both), nothing elsewhere or with ``progress=False``, or the caller's own function, called
+with a `Status` at every look the runner takes at the store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+import rich.progress
+from rich.console import Console
+
+from .store.jobs import Snapshot
+from .views import Status, status_of
+
+__all__ = ["ProgressHook", "ProgressOption", "ProgressShown"]
+
+#: a function given every new `Status` of a job while it is driven
+ProgressHook = Callable[[Status], object]
+#: what `progress=` takes: True (a bar where one can be seen), False (none), or a hook
+ProgressOption = bool | ProgressHook
+
+
+class ProgressShown:
+    """A context in which `update` shows a job's progress the way `option` asks."""
+
+    def __init__(self, option: ProgressOption, console: Console | None = None) -> None:
+        self.hook: ProgressHook | None = option if callable(option) else None
+        self.console = console or Console(stderr=True)
+        visible = self.console.is_terminal or self.console.is_jupyter
+        self.wanted = option is True and visible
+        self.bar: rich.progress.Progress | None = None
+        self.task: rich.progress.TaskID | None = None
+
+    def __enter__(self) -> Self:
+        if self.wanted:
+            self.bar = rich.progress.Progress(
+                rich.progress.TextColumn("[bold]{task.description}"),
+                rich.progress.BarColumn(),
+                rich.progress.MofNCompleteColumn(),
+                rich.progress.TimeElapsedColumn(),
+                rich.progress.TextColumn("{task.fields[detail]}"),
+                console=self.console,
+            )
+            self.bar.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(kind, value, tb)
+
+    def update(self, current: Snapshot) -> None:
+        """Show one look at the job (the runner's `on_progress`)."""
+        if self.hook is None and self.bar is None:
+            return
+        status = status_of(current)
+        if self.hook is not None:
+            self.hook(status)
+        if self.bar is not None:
+            self._show(status)
+
+    def _show(self, status: Status) -> None:
+        assert self.bar is not None
+        cost = "" if status.cost_usd is None else f"${status.cost_usd:,.4f}"
+        detail = " ".join(part for part in (status.status, cost) if part)
+        if self.task is None:
+            self.task = self.bar.add_task(status.job_id, total=status.total, detail=detail)
+        self.bar.update(self.task, completed=status.done, total=status.total, detail=detail)

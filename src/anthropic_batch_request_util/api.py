@@ -13,6 +13,7 @@ import os
 import tempfile
 from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 
 import anthropic
 import httpx2
@@ -128,11 +129,20 @@ def retry_after_seconds(error: BaseException, attempt: int) -> float:
     return float(min(BACKOFF_BASE_S * 2**attempt, BACKOFF_MAX_S))
 
 
-def create_batch(client: anthropic.Anthropic, body: bytes) -> MessageBatch:
-    """`batches.create` with a body serialized once, by us, instead of re-encoded by the SDK."""
+def create_batch(client: anthropic.Anthropic, body: bytes | Path) -> MessageBatch:
+    """`batches.create` with a body serialized once, by us, instead of re-encoded by the SDK.
+    A body in a file is streamed from it (its length sent as Content-Length), 64 KB at a
+    time, so that a 256 MB body costs no memory; the file is opened afresh for each call."""
+    if isinstance(body, bytes):
+        return _post_batch(client, body)
+    with body.open("rb") as handle:
+        return _post_batch(client, handle)
+
+
+def _post_batch(client: anthropic.Anthropic, content: bytes | BinaryIO) -> MessageBatch:
     return client.post(
         "/v1/messages/batches",
-        content=body,
+        content=content,
         cast_to=MessageBatch,
         options={"headers": {"content-type": "application/json"}},
     )

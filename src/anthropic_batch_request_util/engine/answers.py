@@ -3,16 +3,18 @@ an `Answer` out (status, usage, cost, the results-file line); the store writes t
 
 A download is spooled to a temporary file first and read here only once complete (every
 line parses, one per request), so a broken stream is simply fetched again: nothing is
-half-written and nothing is counted twice.
+half-written and nothing is counted twice. The answers are spooled in turn, a slice at a
+time, and handed to the store a slice at a time: memory holds a slice, not a batch.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import marshal
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -23,7 +25,14 @@ from ..errors import SettingsError
 from ..store import RequestStatus
 from ..store.requests import Answer
 
-__all__ = ["NOT_WHOLE_ERRORS", "IncompleteResults", "ReadResults", "answer_of", "read_answers"]
+__all__ = [
+    "ANSWER_SLICE",
+    "NOT_WHOLE_ERRORS",
+    "IncompleteResults",
+    "ReadResults",
+    "answer_of",
+    "read_answers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +45,36 @@ class IncompleteResults(ValueError):
 NOT_WHOLE_ERRORS = (orjson.JSONDecodeError, IncompleteResults)
 
 
-@dataclass(frozen=True, slots=True)
-class ReadResults:
-    """A whole results file, read: the answers to the chunk's requests, and the input
-    indexes of its requests the file did not answer (only after a mistaken reconcile)."""
+ANSWER_SLICE = 5000  #: answers held in memory at a time, while read and while written
 
-    answers: list[Answer]
-    missing: list[int]
+
+class ReadResults:
+    """A whole results file, read: the answers to the chunk's requests, spooled to an
+    anonymous temporary file a slice at a time (memory holds a slice, not a batch), and
+    the input indexes of its requests the file did not answer (only after a mistaken
+    reconcile). Close it to drop the spool."""
+
+    def __init__(self, spool: BinaryIO, count: int, missing: list[int]) -> None:
+        self._spool, self.count, self.missing = spool, count, missing
+
+    def slices(self) -> Iterator[list[Answer]]:
+        """The answers, in the order of the results file, `ANSWER_SLICE` at a time."""
+        self._spool.seek(0)
+        for _ in range(self._slices):
+            yield [_answer_from(fields) for fields in marshal.load(self._spool)]
+
+    @property
+    def _slices(self) -> int:
+        return -(-self.count // ANSWER_SLICE)
+
+    def close(self) -> None:
+        self._spool.close()
+
+    def __enter__(self) -> ReadResults:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def read_answers(
@@ -56,22 +88,48 @@ def read_answers(
     """Every line of a downloaded results file as the answer it gives its request.
     `members` maps the chunk's custom_ids to (input index, attempts before this one).
     Lines for other custom_ids are left out: a reconciled batch is confirmed by its
-    custom_ids. Raises one of `NOT_WHOLE_ERRORS` when the download is not whole."""
-    answers: list[Answer] = []
+    custom_ids. Raises one of `NOT_WHOLE_ERRORS` when the download is not whole, before
+    the caller has written anything."""
+    # closed by the caller through ReadResults, once the answers are written
+    out = tempfile.TemporaryFile(prefix="abr-answers-")  # noqa: SIM115
+    try:
+        count, seen, lines = _spool_answers(spool, out, members, batch_id, settings, prices)
+        if lines != expected_lines:
+            raise IncompleteResults(f"{lines} result lines for {expected_lines} requests")
+    except BaseException:
+        out.close()
+        raise
+    missing = sorted(idx for idx, _ in members.values() if idx not in seen)
+    return ReadResults(out, count, missing)
+
+
+def _spool_answers(
+    spool: Path,
+    out: BinaryIO,
+    members: Mapping[str, tuple[int, int]],
+    batch_id: str | None,
+    settings: Settings,
+    prices: PriceTable | None,
+) -> tuple[int, set[int], int]:
+    """Write the answers to `out` as marshalled slices: (answers, indexes seen, lines)."""
+    part: list[tuple[Any, ...]] = []
     seen: set[int] = set()
-    lines = 0
+    count = lines = 0
     for line in _read(spool):
         lines += 1
         member = members.get(str(line.get("custom_id")))
         if member is None:
             continue
         idx, before = member
-        answers.append(answer_of(line, idx, before + 1, batch_id, settings, prices))
+        part.append(_fields(answer_of(line, idx, before + 1, batch_id, settings, prices)))
         seen.add(idx)
-    if lines != expected_lines:
-        raise IncompleteResults(f"{lines} result lines for {expected_lines} requests")
-    missing = sorted(idx for idx, _ in members.values() if idx not in seen)
-    return ReadResults(answers, missing)
+        count += 1
+        if len(part) == ANSWER_SLICE:
+            marshal.dump(part, out)
+            part.clear()
+    if part:
+        marshal.dump(part, out)
+    return count, seen, lines
 
 
 def _read(path: Path) -> Iterator[dict[str, Any]]:
@@ -79,6 +137,28 @@ def _read(path: Path) -> Iterator[dict[str, Any]]:
         for line in handle:
             if line.strip():
                 yield orjson.loads(line)  # a cut line raises here
+
+
+def _fields(a: Answer) -> tuple[Any, ...]:
+    """An answer as plain values marshal can write."""
+    return (
+        a.idx,
+        a.status.value,
+        a.outcome,
+        a.error_type,
+        a.input_tokens,
+        a.output_tokens,
+        a.cache_creation_tokens,
+        a.cache_read_tokens,
+        a.cost_usd,
+        a.attempts,
+        a.line,
+    )
+
+
+def _answer_from(fields: Sequence[Any]) -> Answer:
+    idx, status, *rest = fields
+    return Answer(idx, RequestStatus(status), *rest)
 
 
 def answer_of(

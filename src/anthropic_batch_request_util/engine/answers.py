@@ -46,6 +46,7 @@ NOT_WHOLE_ERRORS = (orjson.JSONDecodeError, IncompleteResults)
 
 
 ANSWER_SLICE = 5000  #: answers held in memory at a time, while read and while written
+_SIZE_BYTES = 8  #: bytes of the size before each spooled slice
 
 
 class ReadResults:
@@ -61,7 +62,8 @@ class ReadResults:
         """The answers, in the order of the results file, `ANSWER_SLICE` at a time."""
         self._spool.seek(0)
         for _ in range(self._slices):
-            yield [_answer_from(fields) for fields in marshal.load(self._spool)]
+            size = int.from_bytes(self._spool.read(_SIZE_BYTES), "little")
+            yield [_answer_from(fields) for fields in marshal.loads(self._spool.read(size))]
 
     @property
     def _slices(self) -> int:
@@ -125,11 +127,19 @@ def _spool_answers(
         seen.add(idx)
         count += 1
         if len(part) == ANSWER_SLICE:
-            marshal.dump(part, out)
+            _dump(part, out)
             part.clear()
     if part:
-        marshal.dump(part, out)
+        _dump(part, out)
     return count, seen, lines
+
+
+def _dump(part: list[tuple[Any, ...]], out: BinaryIO) -> None:
+    # sized, so that a slice is read back with one read: marshal.load on a file reads
+    # field by field
+    data = marshal.dumps(part)
+    out.write(len(data).to_bytes(_SIZE_BYTES, "little"))
+    out.write(data)
 
 
 def _read(path: Path) -> Iterator[dict[str, Any]]:

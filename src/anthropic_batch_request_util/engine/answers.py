@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import marshal
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -23,7 +23,7 @@ from ..config import ResponseFormat, Settings
 from ..cost.pricing import PriceTable, cost_usd
 from ..errors import SettingsError
 from ..store import RequestStatus
-from ..store.requests import Answer
+from ..store.requests import Answer, AnswerRow
 
 __all__ = [
     "ANSWER_SLICE",
@@ -58,12 +58,13 @@ class ReadResults:
     def __init__(self, spool: BinaryIO, count: int, missing: list[int]) -> None:
         self._spool, self.count, self.missing = spool, count, missing
 
-    def slices(self) -> Iterator[list[Answer]]:
-        """The answers, in the order of the results file, `ANSWER_SLICE` at a time."""
+    def slices(self) -> Iterator[list[AnswerRow]]:
+        """The answers as rows, in the order of the results file, `ANSWER_SLICE` at a time."""
         self._spool.seek(0)
         for _ in range(self._slices):
             size = int.from_bytes(self._spool.read(_SIZE_BYTES), "little")
-            yield [_answer_from(fields) for fields in marshal.loads(self._spool.read(size))]
+            rows: list[AnswerRow] = marshal.loads(self._spool.read(size))
+            yield rows
 
     @property
     def _slices(self) -> int:
@@ -114,7 +115,7 @@ def _spool_answers(
     prices: PriceTable | None,
 ) -> tuple[int, set[int], int]:
     """Write the answers to `out` as marshalled slices: (answers, indexes seen, lines)."""
-    part: list[tuple[Any, ...]] = []
+    part: list[AnswerRow] = []
     seen: set[int] = set()
     count = lines = 0
     for line in _read(spool):
@@ -123,7 +124,7 @@ def _spool_answers(
         if member is None:
             continue
         idx, before = member
-        part.append(_fields(answer_of(line, idx, before + 1, batch_id, settings, prices)))
+        part.append(_answer_row(line, idx, before + 1, batch_id, settings, prices))
         seen.add(idx)
         count += 1
         if len(part) == ANSWER_SLICE:
@@ -134,7 +135,7 @@ def _spool_answers(
     return count, seen, lines
 
 
-def _dump(part: list[tuple[Any, ...]], out: BinaryIO) -> None:
+def _dump(part: list[AnswerRow], out: BinaryIO) -> None:
     # sized, so that a slice is read back with one read: marshal.load on a file reads
     # field by field
     data = marshal.dumps(part)
@@ -149,28 +150,6 @@ def _read(path: Path) -> Iterator[dict[str, Any]]:
                 yield orjson.loads(line)  # a cut line raises here
 
 
-def _fields(a: Answer) -> tuple[Any, ...]:
-    """An answer as plain values marshal can write."""
-    return (
-        a.idx,
-        a.status.value,
-        a.outcome,
-        a.error_type,
-        a.input_tokens,
-        a.output_tokens,
-        a.cache_creation_tokens,
-        a.cache_read_tokens,
-        a.cost_usd,
-        a.attempts,
-        a.line,
-    )
-
-
-def _answer_from(fields: Sequence[Any]) -> Answer:
-    idx, status, *rest = fields
-    return Answer(idx, RequestStatus(status), *rest)
-
-
 def answer_of(
     line: Mapping[str, Any],
     idx: int,
@@ -180,6 +159,18 @@ def answer_of(
     prices: PriceTable | None = None,
 ) -> Answer:
     """The answer one result line gives request `idx`, on its attempt `attempts_made`."""
+    row = _answer_row(line, idx, attempts_made, batch_id, settings, prices)
+    return Answer(row[0], RequestStatus(row[1]), *row[2:])
+
+
+def _answer_row(
+    line: Mapping[str, Any],
+    idx: int,
+    attempts_made: int,
+    batch_id: str | None,
+    settings: Settings,
+    prices: PriceTable | None,
+) -> AnswerRow:
     result = line.get("result") or {}
     kind = str(result.get("type", "errored"))
     out: dict[str, Any] = {"custom_id": line.get("custom_id"), "status": kind}
@@ -197,18 +188,19 @@ def answer_of(
     retry = disposition == ResultDisposition.RETRY and attempts_made < settings.batch.max_attempts
     cost = _cost(usage, str(out.get("message", {}).get("model", "")), prices) if usage else None
     out.update(attempts=attempts_made, batch_id=batch_id, cost_usd=cost)
-    return Answer(
-        idx=idx,
-        status=RequestStatus.RETRY if retry else RequestStatus(kind),
-        outcome=kind,
-        error_type=error_type,
-        input_tokens=int(usage.get("input_tokens") or 0),
-        output_tokens=int(usage.get("output_tokens") or 0),
-        cache_creation_tokens=int(usage.get("cache_creation_input_tokens") or 0),
-        cache_read_tokens=int(usage.get("cache_read_input_tokens") or 0),
-        cost_usd=cost,
-        attempts=attempts_made,
-        line=orjson.dumps(out),
+    status = RequestStatus.RETRY if retry else RequestStatus(kind)  # an unknown kind raises
+    return (
+        idx,
+        status.value,
+        kind,
+        error_type,
+        int(usage.get("input_tokens") or 0),
+        int(usage.get("output_tokens") or 0),
+        int(usage.get("cache_creation_input_tokens") or 0),
+        int(usage.get("cache_read_input_tokens") or 0),
+        cost,
+        attempts_made,
+        orjson.dumps(out),
     )
 
 

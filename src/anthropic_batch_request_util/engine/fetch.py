@@ -94,13 +94,13 @@ def _write_answers(conn: Connection, chunk: chunk_rows.Chunk, read: ReadResults)
     row, to replace the earlier answers they follow."""
     if chunk.round != 1:
         for part in read.slices():
-            request_rows.record_answers(conn, chunk.job_pk, chunk.id, part, own_lines=True)
+            request_rows.record_answer_rows(conn, chunk.job_pk, chunk.id, part, own_lines=True)
         return
     lines = result_lines.ChunkLineWriter(conn, chunk.job_pk, chunk.id)
     try:
         for part in read.slices():
             lines.add(
-                request_rows.record_answers(conn, chunk.job_pk, chunk.id, part, own_lines=False)
+                request_rows.record_answer_rows(conn, chunk.job_pk, chunk.id, part, own_lines=False)
             )
         lines.finish()
     finally:

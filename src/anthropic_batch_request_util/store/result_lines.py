@@ -63,12 +63,17 @@ class ChunkLineWriter:
         self._end = 0
 
     def add(self, lines: Iterable[tuple[int, bytes]]) -> None:
-        for idx, line in lines:
-            self._idxs.append(idx)
-            self._starts.append(self._end)
-            self._sizes.append(len(line))
-            self._file.write(line + b"\n")  # a run of lines in order is then read as one
-            self._end += len(line) + 1
+        pairs = list(lines)
+        if not pairs:
+            return
+        sizes = [len(line) for _, line in pairs]
+        self._idxs.extend(idx for idx, _ in pairs)
+        self._starts.extend(accumulate((size + 1 for size in sizes[:-1]), initial=self._end))
+        self._sizes.extend(sizes)
+        # newline-ended, so that a run of lines in input order is read back as one block
+        block = b"\n".join(line for _, line in pairs) + b"\n"
+        self._file.write(block)
+        self._end += len(block)
 
     def finish(self) -> None:
         """Write the lines given as segments of up to `SEGMENT_MAX_BYTES`, in input order."""

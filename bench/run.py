@@ -1,17 +1,24 @@
-"""abr against the plain SDK, on the same inputs, in the same run, alternating.
+"""abr against the bare SDK and a plain client, same inputs, same run, alternating.
 
     .venv/bin/python bench/run.py                                  # N = 10k, 100k, 1M; 3 runs each
     .venv/bin/python bench/run.py --sizes 10000,100000 --repeats 3
+    .venv/bin/python bench/run.py --sizes 100000,1000000 --repeats 1 --no-extras \\
+        --rate-limited 100000
     .venv/bin/python bench/run.py --sizes 1000000 --repeats 1 --workers-redis
     .venv/bin/python bench/run.py --sizes 100000 --repeats 0 --profile 100000 --no-extras
 
 What it does:
 
-1. starts `abr emulator --processing-seconds 0` on a free port, in its own process;
+1. starts `abr emulator --processing-seconds 0.5` (`--processing-seconds`) on a free port, in
+   its own process;
 2. writes each input once (bench/make_input.py: original format, 100-300 character messages);
-3. for each N runs `abr run FILE --json` (fresh output directory each time) and
-   bench/baseline_sdk.py, alternating which goes first, `--repeats` times each; the emulator
-   is reset between runs so its memory does not carry over;
+3. for each N runs, `--repeats` times each, rotating which goes first:
+   - `abr`: `abr run FILE --json` with abr's default settings (fresh output directory);
+   - `abr-100k`: the same with 100,000-request batches (`--abr-configs` picks these two);
+   - `baseline`: bench/baseline_sdk.py, the official SDK as a user would write it;
+   - `plain`: bench/plain_client.py, stdlib HTTP and orjson, no checks: the floor;
+   the emulator is reset between runs so its memory and its call counts do not carry over;
+   after each run its `stats()` give the API calls by endpoint and the 429s it sent;
 4. checks every output: one line per request, every one succeeded (abr: in input order), so
    a fast but wrong run cannot count;
 5. measures, besides: ingestion (read + validate + store, `ingest()` on a fresh SQLite
@@ -19,7 +26,9 @@ What it does:
    poll lag (results file on disk vs the batch's `ended_at`, on an emulator whose batches
    take 1 s);
 6. optionally: abr with 2 `abr worker` processes on Redis at the largest N
-   (`--workers-redis`), and a py-spy profile of one abr run (`--profile N`).
+   (`--workers-redis`), a py-spy profile of one abr run (`--profile N`), and abr (default
+   settings) at N requests on an emulator enforcing a per-minute limit on the batch
+   endpoints (`--rate-limited N`, `--rate-limit CALLS/SECONDS`, default 30/10).
 
 Wall time is from the process start to its exit (interpreter start and imports included).
 Peak RSS is the larger of (a) the sum of VmRSS over the whole process tree (the process,
@@ -65,30 +74,39 @@ PYTHON = sys.executable
 ABR_BIN = Path(PYTHON).parent / "abr"
 ABR = [str(ABR_BIN)] if ABR_BIN.exists() else [PYTHON, "-m", "anthropic_batch_request_util"]
 BASELINE = [PYTHON, str(BENCH_DIR / "baseline_sdk.py")]
+PLAIN = [PYTHON, str(BENCH_DIR / "plain_client.py")]
 API_KEY = "sk-ant-bench-not-a-real-key"
 MB = 1024 * 1024
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SAMPLE_S = 0.02  #: seconds between two RSS samples
 DEFAULT_SIZES = "10000,100000,1000000"
 
-#: abr with batches of 10,000 requests (its own `batch.max_size` default), so that uploads,
-#: the API's work and storing results overlap, polling about as often as the baseline does
-#: (it polls its one batch every 0.05 s; abr starts at 0.05 s and slows to 0.25 s, as it
-#: polls up to ten batches at once)
+#: the settings abr runs with, by name: its defaults (nothing set), and batches of the
+#: API's 100,000 requests and 256 MB
+ABR_CONFIGS: dict[str, dict[str, str]] = {
+    "abr": {},
+    "abr-100k": {
+        "ABR_BATCH_CHUNK_SIZE": "100000",
+        "ABR_BATCH_MAX_SIZE": "100000",
+        "ABR_API_MAX_PAYLOAD_SIZE": str(256 * MB),
+    },
+}
+#: abr polling about as often as the baseline (0.05 s, slowing to 0.25 s): the poll lag
+#: measurement's "bench" polling, and the distributed runs
 ABR_SETTINGS = {
-    "ABR_BATCH_CHUNK_SIZE": "10000",
-    "ABR_BATCH_MAX_SIZE": "10000",
-    "ABR_API_MAX_PAYLOAD_SIZE": str(256 * MB),
     "ABR_BATCH_POLL_INTERVAL": "0.05",
     "ABR_BATCH_POLL_MAX_INTERVAL": "0.25",
 }
+PROCESSING_S = 0.5  #: seconds the bench emulator takes to end a batch
+RATE_LIMIT = "30/10"  #: calls to the batch endpoints per window of seconds, --rate-limited
 WORKER_SETTINGS = {"ABR_CELERY_WORKER_CONCURRENCY": "4"}
 POLL_LAG_REQUESTS = 100
 POLL_LAG_PROCESSING_S = 1.0
 
-# Targets of issue 6
-TARGET_RATIO = 0.75
-TARGET_RSS_MB = 300.0
+# Targets of issues 6 and 15
+TARGET_RATIO = 0.6  #: abr (defaults) / the bare SDK, at 100k and 1M
+TARGET_PLAIN_RATIO = 2.5  #: abr (defaults) / the plain client, at 100k
+TARGET_RSS_MB = 300.0  #: peak RSS at 1M, any batch size
 TARGET_RSS_GROWTH = 1.3
 TARGET_INGEST_RPS = 100_000
 TARGET_WRITE_MBPS = 50.0
@@ -279,11 +297,17 @@ class EmulatorProcess:
     def rss_mb(self) -> float:
         return rss_bytes(self.process.pid) / MB
 
+    def stats(self) -> dict[str, Any]:
+        """The emulator's traffic since its last reset: `calls` by endpoint, 429s sent."""
+        with urllib.request.urlopen(f"{self.url}/_admin/stats", timeout=60) as response:
+            found: dict[str, Any] = orjson.loads(response.read())
+            return found
+
 
 @contextmanager
-def emulator(processing_s: float) -> Iterator[EmulatorProcess]:
-    """`abr emulator` on a free port, in its own process."""
-    command = [*ABR, "emulator", "--port", "0", "--processing-seconds", str(processing_s)]
+def emulator(processing_s: float, *extra: str) -> Iterator[EmulatorProcess]:
+    """`abr emulator` on a free port, in its own process; `extra` are more of its flags."""
+    command = [*ABR, "emulator", "--port", "0", "--processing-seconds", str(processing_s), *extra]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
@@ -410,6 +434,8 @@ class RunRecord:
     milestones: dict[str, float] = field(default_factory=dict)
     cpu_s: float = 0.0  #: CPU seconds of the tool (abr-redis: abr run + the workers)
     emulator_cpu_s: float = 0.0  #: CPU seconds the emulator used meanwhile
+    calls: dict[str, int] = field(default_factory=dict)  #: API calls by endpoint
+    http_429: int = 0  #: 429s the emulator sent (rate limit, queued limit, faults)
 
     @property
     def rps(self) -> float:
@@ -428,26 +454,38 @@ def run_abr(
     store: Path | None = None,
 ) -> RunRecord:
     run_dir.mkdir(parents=True)
-    env = base_env(emu.url, **{**ABR_SETTINGS, **(extra_env or {})})
+    env = base_env(emu.url, **{**ABR_CONFIGS.get(tool, {}), **(extra_env or {})})
     load = loadavg()
     command = [*ABR, "run", str(input_path), "--json", "--output", str(run_dir / "output")]
     timed = run_measured(command, env, run_dir, extra_roots, watch_cpu=[emu.process.pid])
     checked = verify_abr(timed, n)
     store = store or run_dir / "output" / "abr.sqlite3"
     milestones = abr_milestones(store, timed.started_at, timed.wall_s) if store.exists() else {}
-    return _record(tool, n, repeat, timed, load, checked["results_bytes"], milestones)
+    record = _record(tool, n, repeat, timed, load, checked["results_bytes"], milestones)
+    return _with_traffic(record, emu)
 
 
-def run_baseline(
-    emu: EmulatorProcess, input_path: Path, n: int, run_dir: Path, repeat: int
+def run_script(
+    tool: str, emu: EmulatorProcess, input_path: Path, n: int, run_dir: Path, repeat: int
 ) -> RunRecord:
+    """bench/baseline_sdk.py (`baseline`) or bench/plain_client.py (`plain`)."""
     run_dir.mkdir(parents=True)
     out = run_dir / "results.jsonl"
     load = loadavg()
-    command = [*BASELINE, str(input_path), str(out)]
+    command = [*(BASELINE if tool == "baseline" else PLAIN), str(input_path), str(out)]
     timed = run_measured(command, base_env(emu.url), run_dir, watch_cpu=[emu.process.pid])
     checked = verify_baseline(timed, out, n)
-    return _record("baseline", n, repeat, timed, load, checked["results_bytes"], {})
+    record = _record(tool, n, repeat, timed, load, checked["results_bytes"], {})
+    return _with_traffic(record, emu)
+
+
+def _with_traffic(record: RunRecord, emu: EmulatorProcess) -> RunRecord:
+    """The run's API calls by endpoint and the 429s it got, from the emulator's stats
+    (reset before each run)."""
+    stats = emu.stats()
+    record.calls = {k: int(v) for k, v in stats.get("calls", {}).items() if v}
+    record.http_429 = sum(int(v) for v in stats.get("http_429_sent", {}).values())
+    return record
 
 
 def _record(
@@ -782,6 +820,26 @@ def run_distributed(
     return record
 
 
+# ---------------------------------------------------------------- under a rate limit
+
+
+def run_rate_limited(args: argparse.Namespace, input_path: Path, work: Path) -> RunRecord:
+    """abr with its defaults on an emulator of its own enforcing `--rate-limit`."""
+    calls, _, window = args.rate_limit.partition("/")
+    flags = ("--rate-limit", calls, "--rate-limit-window", window or "60")
+    n = args.rate_limited
+    with emulator(args.processing_seconds, *flags) as limited:
+        run_dir = work / f"abr-limited-{n}-0"
+        record = run_abr(limited, input_path, n, run_dir, 0, tool="abr-limited")
+    log(
+        f"N={n:,} under {args.rate_limit}: {record.wall_s:.2f}s, calls {record.calls}, "
+        f"429s {record.http_429}"
+    )
+    if not args.keep:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return record
+
+
 # ---------------------------------------------------------------- profile
 
 
@@ -794,7 +852,7 @@ def profile_abr(emu: EmulatorProcess, input_path: Path, n: int, work: Path) -> d
     run_dir = work / f"profile-{n}"
     run_dir.mkdir(parents=True)
     raw = work / f"profile-{n}.txt"
-    env = base_env(emu.url, **ABR_SETTINGS)
+    env = base_env(emu.url)  # abr's defaults
     abr = [*ABR, "run", str(input_path), "--json", "--output", str(run_dir / "output")]
     spy_command = [
         str(spy),
@@ -878,6 +936,10 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
+TOOLS = ("abr", "abr-100k", "baseline", "plain", "abr-redis")  #: the order of the tables
+ENDPOINTS = ("create", "list", "retrieve", "results")
+
+
 def summarize(records: list[RunRecord]) -> dict[tuple[str, int], dict[str, Any]]:
     grouped: dict[tuple[str, int], list[RunRecord]] = {}
     for record in records:
@@ -891,34 +953,42 @@ def summarize(records: list[RunRecord]) -> dict[tuple[str, int], dict[str, Any]]
             "load": median([r.load_before for r in rows]),
             "cpu_s": median([r.cpu_s for r in rows]),
             "emulator_cpu_s": median([r.emulator_cpu_s for r in rows]),
+            "calls": {e: max(r.calls.get(e, 0) for r in rows) for e in ENDPOINTS},
+            "http_429": max(r.http_429 for r in rows),
             "runs": len(rows),
         }
         for key, rows in grouped.items()
     }
 
 
+def _ratio(row: dict[str, Any], other: dict[str, Any] | None) -> str:
+    return f"{row['wall_s'] / other['wall_s']:.2f}" if other else ""
+
+
 def table(records: list[RunRecord]) -> str:
-    """Wall time (median of the runs), peak RSS (the largest of the runs), requests/s (from
-    the median), CPU seconds of the tool and of the emulator meanwhile (medians), and the
-    1-minute load average before the runs (median)."""
+    """Wall time (median of the runs), its ratio to the bare SDK's and to the plain
+    client's, peak RSS (the largest of the runs), CPU seconds of the tool and of the
+    emulator meanwhile (medians), API calls by endpoint and 429s (the most of the runs),
+    and the 1-minute load average before the runs (median)."""
     stats = summarize(records)
     sizes = sorted({n for _, n in stats})
     lines = [
-        "| N | tool | wall median (s) | runs (s) | abr/baseline | peak RSS (MB) | requests/s "
-        "| CPU s | emulator CPU s | load before |",
-        "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| N | tool | wall median (s) | runs (s) | / bare SDK | / plain | peak RSS (MB) "
+        "| CPU s | emulator CPU s | calls create/list/retrieve/results | 429s | load before |",
+        "|---:|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for n in sizes:
-        base = stats.get(("baseline", n))
-        for tool in ("abr", "baseline", "abr-redis"):
+        base, plain = stats.get(("baseline", n)), stats.get(("plain", n))
+        for tool in TOOLS:
             row = stats.get((tool, n))
             if row is None:
                 continue
-            ratio = f"{row['wall_s'] / base['wall_s']:.2f}" if base and tool != "baseline" else ""
+            calls = " / ".join(str(row["calls"][e]) for e in ENDPOINTS)
             lines.append(
                 f"| {n:,} | {tool} | {row['wall_s']:.2f} | {', '.join(map(str, row['walls']))} "
-                f"| {ratio} | {row['peak_mb']:.0f} | {row['rps']:,.0f} | {row['cpu_s']:.1f} "
-                f"| {row['emulator_cpu_s']:.1f} | {row['load']:.1f} |"
+                f"| {_ratio(row, base)} | {_ratio(row, plain)} | {row['peak_mb']:.0f} "
+                f"| {row['cpu_s']:.1f} | {row['emulator_cpu_s']:.1f} | {calls} "
+                f"| {row['http_429']} | {row['load']:.1f} |"
             )
     return "\n".join(lines)
 
@@ -967,21 +1037,32 @@ def verdicts(
             ratio = abr["wall_s"] / base["wall_s"]
             say(
                 ratio <= TARGET_RATIO,
-                f"wall time at N={n:,}: abr/baseline = {ratio:.2f} (target <= {TARGET_RATIO})",
+                f"wall time at N={n:,}, defaults: abr / bare SDK = {ratio:.2f} "
+                f"(target <= {TARGET_RATIO})",
             )
-    big = stats.get(("abr", 1_000_000))
-    if big:
+    abr, plain = stats.get(("abr", 100_000)), stats.get(("plain", 100_000))
+    if abr and plain:
+        ratio = abr["wall_s"] / plain["wall_s"]
         say(
-            big["peak_mb"] <= TARGET_RSS_MB,
-            f"peak RSS at N=1,000,000: {big['peak_mb']:.0f} MB (target <= {TARGET_RSS_MB:.0f})",
+            ratio <= TARGET_PLAIN_RATIO,
+            f"wall time at N=100,000, defaults: abr / plain client = {ratio:.2f} "
+            f"(target <= {TARGET_PLAIN_RATIO})",
         )
-        mid = stats.get(("abr", 100_000))
-        if mid:
-            growth = big["peak_mb"] / mid["peak_mb"]
+    for tool in ("abr", "abr-100k"):
+        big = stats.get((tool, 1_000_000))
+        if big:
             say(
-                growth <= TARGET_RSS_GROWTH,
-                f"peak RSS 1M / 100k = {growth:.2f} (target <= {TARGET_RSS_GROWTH})",
+                big["peak_mb"] <= TARGET_RSS_MB,
+                f"peak RSS at N=1,000,000, {tool}: {big['peak_mb']:.0f} MB "
+                f"(target <= {TARGET_RSS_MB:.0f})",
             )
+    big, mid = stats.get(("abr", 1_000_000)), stats.get(("abr", 100_000))
+    if big and mid:
+        growth = big["peak_mb"] / mid["peak_mb"]
+        say(
+            growth <= TARGET_RSS_GROWTH,
+            f"peak RSS 1M / 100k = {growth:.2f} (target <= {TARGET_RSS_GROWTH})",
+        )
     if ingest:
         largest = max(ingest, key=lambda item: item["n"])
         say(
@@ -1095,6 +1176,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", type=Path, help="where inputs and runs go (default: a temp dir)"
     )
+    parser.add_argument(
+        "--abr-configs",
+        default=",".join(ABR_CONFIGS),
+        help=f"abr settings to run, of {', '.join(ABR_CONFIGS)} (default: all)",
+    )
+    parser.add_argument(
+        "--processing-seconds",
+        type=float,
+        default=PROCESSING_S,
+        help="seconds the emulator takes to end a batch",
+    )
+    parser.add_argument(
+        "--rate-limited",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also abr (defaults) at N requests on an emulator enforcing --rate-limit",
+    )
+    parser.add_argument(
+        "--rate-limit", default=RATE_LIMIT, help="CALLS/SECONDS on the batch endpoints"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run directories")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     args = parser.parse_args(argv)
@@ -1107,7 +1209,13 @@ def main(argv: list[str] | None = None) -> int:
     write_figures: list[dict[str, Any]] = []
     lag_figures: list[dict[str, Any]] = []
     profile: dict[str, Any] = {}
-    sizes = sorted(set(args.sizes) | ({args.profile} if args.profile else set()))
+    limited: list[RunRecord] = []
+    configs = [c for c in args.abr_configs.split(",") if c]
+    if any(c not in ABR_CONFIGS for c in configs):
+        parser.error(f"--abr-configs: each of {', '.join(ABR_CONFIGS)}")
+    tools = [*configs, "baseline", "plain"]
+    extra_sizes = {args.profile, args.rate_limited} - {0}
+    sizes = sorted(set(args.sizes) | extra_sizes)
 
     inputs: dict[int, Path] = {}
     for n in sizes:
@@ -1123,25 +1231,25 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with ExitStack() as stack:
-            emu = stack.enter_context(emulator(0))
+            emu = stack.enter_context(emulator(args.processing_seconds))
             log(f"emulator at {emu.url}")
             for n in args.sizes:
                 last_abr_dir: Path | None = None
                 for repeat in range(args.repeats):
-                    order = ("abr", "baseline") if repeat % 2 == 0 else ("baseline", "abr")
-                    for tool in order:
+                    shift = repeat % len(tools)  # each tool goes first in turn
+                    for tool in tools[shift:] + tools[:shift]:
                         run_dir = work / f"{tool}-{n}-{repeat}"
                         emu.reset()
-                        if tool == "abr":
-                            record = run_abr(emu, inputs[n], n, run_dir, repeat)
+                        if tool in ABR_CONFIGS:
+                            record = run_abr(emu, inputs[n], n, run_dir, repeat, tool=tool)
                         else:
-                            record = run_baseline(emu, inputs[n], n, run_dir, repeat)
+                            record = run_script(tool, emu, inputs[n], n, run_dir, repeat)
                         records.append(record)
                         log(
                             f"N={n:,} {tool} #{repeat + 1}: {record.wall_s:.2f}s, "
                             f"peak {record.peak_mb:.0f} MB, CPU {record.cpu_s:.1f}s, "
-                            f"load {record.load_before:.1f}, "
-                            f"emulator {emu.rss_mb():.0f} MB"
+                            f"load {record.load_before:.1f}, calls {record.calls}, "
+                            f"429s {record.http_429}, emulator {emu.rss_mb():.0f} MB"
                         )
                         if tool == "abr":
                             if last_abr_dir is not None and not args.keep:
@@ -1179,6 +1287,9 @@ def main(argv: list[str] | None = None) -> int:
                     if not args.keep:
                         shutil.rmtree(run_dir, ignore_errors=True)
 
+            if args.rate_limited:
+                limited.append(run_rate_limited(args, inputs[args.rate_limited], work))
+
             if args.profile:
                 emu.reset()
                 log(f"N={args.profile:,}: profiling abr with py-spy")
@@ -1194,7 +1305,7 @@ def main(argv: list[str] | None = None) -> int:
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
 
-    report = render(records, ingest_figures, write_figures, lag_figures, profile, args)
+    report = render(records, ingest_figures, write_figures, lag_figures, profile, args, limited)
     print(report)
     if args.json:
         args.json.write_bytes(
@@ -1203,6 +1314,7 @@ def main(argv: list[str] | None = None) -> int:
                     "machine": machine(),
                     "argv": sys.argv,
                     "runs": [asdict(r) | {"rps": r.rps} for r in records],
+                    "rate_limited": [asdict(r) for r in limited],
                     "ingest": ingest_figures,
                     "write": write_figures,
                     "poll_lag": lag_figures,
@@ -1221,6 +1333,7 @@ def render(
     lag: list[dict[str, Any]],
     profile: dict[str, Any],
     args: argparse.Namespace,
+    limited: list[RunRecord],
 ) -> str:
     info = machine()
     parts = [
@@ -1228,8 +1341,9 @@ def render(
         f"{info['system']}",
         f"abr: {info['abr']}",
         f"command: {' '.join(sys.argv)}",
+        f"emulator: batches end {args.processing_seconds:g} s after create",
         "",
-        "## End to end (abr vs the plain SDK, same emulator, alternating)",
+        "## End to end (abr vs the bare SDK and the plain client, same emulator, alternating)",
         "",
         table(records),
         "",
@@ -1279,6 +1393,20 @@ def render(
             f"{item['lag_s_max']:.2f} | {', '.join(str(r['lag_s']) for r in item['runs'])} |"
             for item in lag
         ]
+    if limited:
+        parts += [
+            "",
+            f"## Under a per-minute limit ({args.rate_limit} calls/seconds on the batch "
+            "endpoints), abr with default settings",
+            "",
+            "| N | wall (s) | calls create/list/retrieve/results | calls in all | 429s |",
+            "|---:|---:|---|---:|---:|",
+        ]
+        parts += [
+            f"| {r.n:,} | {r.wall_s:.2f} | {' / '.join(str(r.calls.get(e, 0)) for e in ENDPOINTS)}"
+            f" | {sum(r.calls.values())} | {r.http_429} |"
+            for r in limited
+        ]
     if profile:
         parts += [
             "",
@@ -1295,7 +1423,7 @@ def render(
         parts += [f"- {share:5.1f}%  {name}" for name, share in profile["package_self_top"]]
     judged = verdicts(records, ingest, write, lag)
     if judged:
-        parts += ["", "## Targets (issue 6)", "", *judged]
+        parts += ["", "## Targets (issues 6 and 15)", "", *judged]
     return "\n".join(parts)
 
 

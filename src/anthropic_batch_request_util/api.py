@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 
 import anthropic
 import httpx2
@@ -39,6 +41,9 @@ __all__ = [
 ]
 
 DOWNLOAD_CHUNK_BYTES = 1 << 16  #: bytes read from the results stream at a time
+#: bytes of a create body read from its file and sent at a time: few, large sends, since
+#: each takes the GIL back, which another busy thread may hold for up to 5 ms
+UPLOAD_CHUNK_BYTES = 4 << 20
 #: what a broken download can raise: API errors, a cut stream, a full disk
 DOWNLOAD_ERRORS = (anthropic.AnthropicError, httpx2.HTTPError, OSError)
 
@@ -128,11 +133,41 @@ def retry_after_seconds(error: BaseException, attempt: int) -> float:
     return float(min(BACKOFF_BASE_S * 2**attempt, BACKOFF_MAX_S))
 
 
-def create_batch(client: anthropic.Anthropic, body: bytes) -> MessageBatch:
-    """`batches.create` with a body serialized once, by us, instead of re-encoded by the SDK."""
+def create_batch(client: anthropic.Anthropic, body: bytes | Path) -> MessageBatch:
+    """`batches.create` with a body serialized once, by us, instead of re-encoded by the SDK.
+    A body in a file is streamed from it (its length sent as Content-Length), 64 KB at a
+    time, so that a 256 MB body costs no memory; the file is opened afresh for each call."""
+    if isinstance(body, bytes):
+        return _post_batch(client, body)
+    with body.open("rb") as handle:
+        return _post_batch(client, _BodyFile(handle))
+
+
+class _BodyFile:
+    """A body file as httpx reads it (its length from tell/seek, for Content-Length), read
+    `UPLOAD_CHUNK_BYTES` at a time instead of httpx's 64 KB."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+
+    def read(self, size: int = -1) -> bytes:
+        return self._handle.read(max(size, UPLOAD_CHUNK_BYTES))
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._handle.seek(offset, whence)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while data := self.read():
+            yield data
+
+
+def _post_batch(client: anthropic.Anthropic, content: bytes | _BodyFile) -> MessageBatch:
     return client.post(
         "/v1/messages/batches",
-        content=body,
+        content=content,
         cast_to=MessageBatch,
         options={"headers": {"content-type": "application/json"}},
     )

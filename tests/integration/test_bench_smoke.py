@@ -49,13 +49,18 @@ def test_bench_run_completes_and_prints_the_table(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert "| N | tool | wall median (s) |" in out
-    assert "| 200 | abr |" in out and "| 200 | baseline |" in out
+    for tool in ("abr", "abr-100k", "baseline", "plain"):
+        assert f"| 200 | {tool} |" in out
     assert "## Ingestion" in out and "## Results file write" in out and "## Poll lag" in out
-    assert "## Targets (issue 6)" in out
+    assert "## Targets (issues 6 and 15)" in out
     figures = orjson.loads(report.read_bytes())
     tools = sorted(run["tool"] for run in figures["runs"])
-    assert tools == ["abr", "baseline"]
+    assert tools == ["abr", "abr-100k", "baseline", "plain"]
     assert all(run["wall_s"] > 0 and run["peak_mb"] > 0 for run in figures["runs"])
+    # and each run's API calls are its own: the emulator is reset between runs
+    for run in figures["runs"]:
+        assert run["calls"]["create"] == 1 and run["calls"]["results"] == 1
+        assert run["http_429"] == 0
     assert figures["ingest"][0]["n"] == 200
     assert figures["poll_lag"][0]["runs"][0]["lag_s"] < 30
     # and it leaves no run directories behind (inputs stay, for the next run)

@@ -16,6 +16,7 @@ from anthropic_batch_request_util.engine.retry import cut_into_chunks
 from anthropic_batch_request_util.inputs import read_requests, request_defaults
 from anthropic_batch_request_util.inputs.chunking import batch_body
 from anthropic_batch_request_util.store import Store, bodies
+from anthropic_batch_request_util.store.db import Connection
 from anthropic_batch_request_util.store.schema import chunks, requests
 
 from .helpers import write_original
@@ -37,7 +38,16 @@ def _chunk_bodies(store: Store, job_pk: int) -> dict[int, bytes]:
             .where(chunks.c.job_pk == job_pk)
             .order_by(chunks.c.seq)
         ).all()
-        return {cid: bodies.chunk_body(conn, cid, count) for cid, count in rows}
+        return {cid: _spooled(conn, cid, count) for cid, count in rows}
+
+
+def _spooled(conn: Connection, chunk_id: int, count: int) -> bytes:
+    """The body as sent: from the temporary file it is spooled to."""
+    path = bodies.spool_chunk_body(conn, chunk_id, count)
+    try:
+        return path.read_bytes()
+    finally:
+        path.unlink()
 
 
 def _members(store: Store, chunk_id: int) -> list[int]:
@@ -83,6 +93,7 @@ def test_a_retry_chunk_gathers_its_bodies_from_the_segments(
         sizes = bodies.body_sizes(conn, job_pk, retried)
         (new_chunk,) = cut_into_chunks(conn, job_pk, 2, sizes, load_settings())
         body = bodies.chunk_body(conn, new_chunk, len(retried))
+        assert _spooled(conn, new_chunk, len(retried)) == body
         found = dict(bodies.iter_bodies(conn, job_pk, retried))
 
     # Then sizes, bodies and the create body are those of the input

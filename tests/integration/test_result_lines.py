@@ -98,3 +98,32 @@ def test_lines_kept_a_row_each_are_read_as_before(tmp_path: Path) -> None:
 
     assert [line["text"] for line in _read(store, job_pk)] == [f"row {i}" for i in range(12)]
     store.close()
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_lines_given_a_slice_at_a_time_are_stored_whole_and_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shuffled: bool
+) -> None:
+    # Given one chunk's answers handed over in slices (in order, or not), with a request
+    # answered twice, in segments far smaller than the chunk
+    monkeypatch.setattr(result_lines, "SEGMENT_MAX_BYTES", 200)
+    store, job_pk, chunk_ids = _setup(tmp_path, 40, chunk_size=40)
+    answers = [(i, _answer(i)) for i in range(40)]
+    if shuffled:
+        random.Random(7).shuffle(answers)
+    answers.append((17, _answer(17, "again")))
+    with store.begin() as conn:
+        writer = result_lines.ChunkLineWriter(conn, job_pk, chunk_ids[0])
+        try:
+            for start in range(0, len(answers), 6):
+                writer.add(answers[start : start + 6])
+            writer.finish()
+        finally:
+            writer.close()
+        segments = conn.execute(sa.text("SELECT count(*) FROM result_lines")).scalar_one()
+
+    # Then several segments hold every request's last answer, read back in input order
+    assert segments > 3
+    expected = [f"answer {i}" if i != 17 else "again 17" for i in range(40)]
+    assert [line["text"] for line in _read(store, job_pk)] == expected
+    store.close()

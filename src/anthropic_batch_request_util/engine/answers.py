@@ -3,16 +3,18 @@ an `Answer` out (status, usage, cost, the results-file line); the store writes t
 
 A download is spooled to a temporary file first and read here only once complete (every
 line parses, one per request), so a broken stream is simply fetched again: nothing is
-half-written and nothing is counted twice.
+half-written and nothing is counted twice. The answers are spooled in turn, a slice at a
+time, and handed to the store a slice at a time: memory holds a slice, not a batch.
 """
 
 from __future__ import annotations
 
 import logging
+import marshal
+import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -21,9 +23,10 @@ from ..config import ResponseFormat, Settings
 from ..cost.pricing import PriceTable, cost_usd
 from ..errors import SettingsError
 from ..store import RequestStatus
-from ..store.requests import Answer
+from ..store.requests import Answer, AnswerRow
 
 __all__ = [
+    "ANSWER_SLICE",
     "ENDED_UNANSWERED",
     "NOT_WHOLE_ERRORS",
     "IncompleteResults",
@@ -48,13 +51,39 @@ ENDED_UNANSWERED = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ReadResults:
-    """A whole results file, read: the answers to the chunk's requests, and the input
-    indexes of its requests the file did not answer (only after a mistaken reconcile)."""
+ANSWER_SLICE = 5000  #: answers held in memory at a time, while read and while written
+_SIZE_BYTES = 8  #: bytes of the size before each spooled slice
 
-    answers: list[Answer]
-    missing: list[int]
+
+class ReadResults:
+    """A whole results file, read: the answers to the chunk's requests, spooled to an
+    anonymous temporary file a slice at a time (memory holds a slice, not a batch), and
+    the input indexes of its requests the file did not answer (only after a mistaken
+    reconcile). Close it to drop the spool."""
+
+    def __init__(self, spool: BinaryIO, count: int, missing: list[int]) -> None:
+        self._spool, self.count, self.missing = spool, count, missing
+
+    def slices(self) -> Iterator[list[AnswerRow]]:
+        """The answers as rows, in the order of the results file, `ANSWER_SLICE` at a time."""
+        self._spool.seek(0)
+        for _ in range(self._slices):
+            size = int.from_bytes(self._spool.read(_SIZE_BYTES), "little")
+            rows: list[AnswerRow] = marshal.loads(self._spool.read(size))
+            yield rows
+
+    @property
+    def _slices(self) -> int:
+        return -(-self.count // ANSWER_SLICE)
+
+    def close(self) -> None:
+        self._spool.close()
+
+    def __enter__(self) -> ReadResults:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def read_answers(
@@ -68,22 +97,56 @@ def read_answers(
     """Every line of a downloaded results file as the answer it gives its request.
     `members` maps the chunk's custom_ids to (input index, attempts before this one).
     Lines for other custom_ids are left out: a reconciled batch is confirmed by its
-    custom_ids. Raises one of `NOT_WHOLE_ERRORS` when the download is not whole."""
-    answers: list[Answer] = []
+    custom_ids. Raises one of `NOT_WHOLE_ERRORS` when the download is not whole, before
+    the caller has written anything."""
+    # closed by the caller through ReadResults, once the answers are written
+    out = tempfile.TemporaryFile(prefix="abr-answers-")  # noqa: SIM115
+    try:
+        count, seen, lines = _spool_answers(spool, out, members, batch_id, settings, prices)
+        if lines != expected_lines:
+            raise IncompleteResults(f"{lines} result lines for {expected_lines} requests")
+    except BaseException:
+        out.close()
+        raise
+    missing = sorted(idx for idx, _ in members.values() if idx not in seen)
+    return ReadResults(out, count, missing)
+
+
+def _spool_answers(
+    spool: Path,
+    out: BinaryIO,
+    members: Mapping[str, tuple[int, int]],
+    batch_id: str | None,
+    settings: Settings,
+    prices: PriceTable | None,
+) -> tuple[int, set[int], int]:
+    """Write the answers to `out` as marshalled slices: (answers, indexes seen, lines)."""
+    part: list[AnswerRow] = []
     seen: set[int] = set()
-    lines = 0
+    count = lines = 0
     for line in _read(spool):
         lines += 1
         member = members.get(str(line.get("custom_id")))
         if member is None:
             continue
         idx, before = member
-        answers.append(answer_of(line, idx, before + 1, batch_id, settings, prices))
+        part.append(_answer_row(line, idx, before + 1, batch_id, settings, prices))
         seen.add(idx)
-    if lines != expected_lines:
-        raise IncompleteResults(f"{lines} result lines for {expected_lines} requests")
-    missing = sorted(idx for idx, _ in members.values() if idx not in seen)
-    return ReadResults(answers, missing)
+        count += 1
+        if len(part) == ANSWER_SLICE:
+            _dump(part, out)
+            part.clear()
+    if part:
+        _dump(part, out)
+    return count, seen, lines
+
+
+def _dump(part: list[AnswerRow], out: BinaryIO) -> None:
+    # sized, so that a slice is read back with one read: marshal.load on a file reads
+    # field by field
+    data = marshal.dumps(part)
+    out.write(len(data).to_bytes(_SIZE_BYTES, "little"))
+    out.write(data)
 
 
 def _read(path: Path) -> Iterator[dict[str, Any]]:
@@ -102,6 +165,18 @@ def answer_of(
     prices: PriceTable | None = None,
 ) -> Answer:
     """The answer one result line gives request `idx`, on its attempt `attempts_made`."""
+    row = _answer_row(line, idx, attempts_made, batch_id, settings, prices)
+    return Answer(row[0], RequestStatus(row[1]), *row[2:])
+
+
+def _answer_row(
+    line: Mapping[str, Any],
+    idx: int,
+    attempts_made: int,
+    batch_id: str | None,
+    settings: Settings,
+    prices: PriceTable | None,
+) -> AnswerRow:
     result = line.get("result") or {}
     kind = str(result.get("type", "errored"))
     out: dict[str, Any] = {"custom_id": line.get("custom_id"), "status": kind}
@@ -121,18 +196,19 @@ def answer_of(
     retry = disposition == ResultDisposition.RETRY and attempts_made < settings.batch.max_attempts
     cost = _cost(usage, str(out.get("message", {}).get("model", "")), prices) if usage else None
     out.update(attempts=attempts_made, batch_id=batch_id, cost_usd=cost)
-    return Answer(
-        idx=idx,
-        status=RequestStatus.RETRY if retry else RequestStatus(kind),
-        outcome=kind,
-        error_type=error_type,
-        input_tokens=int(usage.get("input_tokens") or 0),
-        output_tokens=int(usage.get("output_tokens") or 0),
-        cache_creation_tokens=int(usage.get("cache_creation_input_tokens") or 0),
-        cache_read_tokens=int(usage.get("cache_read_input_tokens") or 0),
-        cost_usd=cost,
-        attempts=attempts_made,
-        line=orjson.dumps(out),
+    status = RequestStatus.RETRY if retry else RequestStatus(kind)  # an unknown kind raises
+    return (
+        idx,
+        status.value,
+        kind,
+        error_type,
+        int(usage.get("input_tokens") or 0),
+        int(usage.get("output_tokens") or 0),
+        int(usage.get("cache_creation_input_tokens") or 0),
+        int(usage.get("cache_read_input_tokens") or 0),
+        cost,
+        attempts_made,
+        orjson.dumps(out),
     )
 
 

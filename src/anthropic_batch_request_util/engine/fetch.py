@@ -22,8 +22,8 @@ from ..store import ACTIVE_JOB_STATUSES, ChunkStatus, result_lines
 from ..store import chunks as chunk_rows
 from ..store import jobs as job_rows
 from ..store import requests as request_rows
-from ..store.db import now
-from .answers import NOT_WHOLE_ERRORS, read_answers
+from ..store.db import Connection, now
+from .answers import NOT_WHOLE_ERRORS, ReadResults, read_answers
 from .retry import plan_retries
 from .runtime import Action, Runtime, Step
 from .submit import recheck_budget
@@ -74,28 +74,44 @@ def _store_results(
 ) -> list[int]:
     """One transaction: rows, attempts, the chunk's DONE and its retry chunks, or nothing.
     Every line is parsed before the first write: SQLite's one write lock, taken at the
-    first write, is then held while rows are written, not while they are parsed."""
+    first write, is then held while rows are written, not while they are parsed. Answers
+    are parsed and written a slice at a time, so memory does not grow with the batch."""
     settings = rt.settings_for(chunk.job_pk)
-    with _APPLYING, rt.store.begin() as conn:
-        if job_rows.get_job_by_pk(conn, chunk.job_pk).status not in ACTIVE_JOB_STATUSES:
-            raise _LeaseLost  # a failed job stays as it stopped; a resume fetches this again
-        members = request_rows.members(conn, chunk.id)
+    with _APPLYING:
+        with rt.store.begin() as conn:
+            members = request_rows.members(conn, chunk.id)
         read = read_answers(
             spool, members, chunk.request_count, chunk.batch_id, settings, _prices(rt, chunk)
         )
-        # a first-round chunk's lines are stored together (result_lines.py); a retry's
-        # row by row, to replace the earlier answers they follow
-        together = request_rows.record_answers(
-            conn, chunk.job_pk, chunk.id, read.answers, own_lines=chunk.round != 1
-        )
-        if together:
-            result_lines.store_chunk_lines(conn, chunk.job_pk, chunk.id, together)
-        request_rows.retry_missing(conn, chunk.job_pk, read.missing)
-        if not chunk_rows.transition(
-            conn, lease, ChunkStatus.ENDED, ChunkStatus.DONE, fetched_at=now()
-        ):
-            raise _LeaseLost
-        return plan_retries(conn, chunk, settings)
+        del members
+        with read, rt.store.begin() as conn:
+            if job_rows.get_job_by_pk(conn, chunk.job_pk).status not in ACTIVE_JOB_STATUSES:
+                raise _LeaseLost  # a failed job stays as it stopped; a resume fetches again
+            _write_answers(conn, chunk, read)
+            request_rows.retry_missing(conn, chunk.job_pk, read.missing)
+            if not chunk_rows.transition(
+                conn, lease, ChunkStatus.ENDED, ChunkStatus.DONE, fetched_at=now()
+            ):
+                raise _LeaseLost
+            return plan_retries(conn, chunk, settings)
+
+
+def _write_answers(conn: Connection, chunk: chunk_rows.Chunk, read: ReadResults) -> None:
+    """A first-round chunk's lines are stored together (result_lines.py); a retry's row by
+    row, to replace the earlier answers they follow."""
+    if chunk.round != 1:
+        for part in read.slices():
+            request_rows.record_answer_rows(conn, chunk.job_pk, chunk.id, part, own_lines=True)
+        return
+    lines = result_lines.ChunkLineWriter(conn, chunk.job_pk, chunk.id)
+    try:
+        for part in read.slices():
+            lines.add(
+                request_rows.record_answer_rows(conn, chunk.job_pk, chunk.id, part, own_lines=False)
+            )
+        lines.finish()
+    finally:
+        lines.close()
 
 
 def _prices(rt: Runtime, chunk: chunk_rows.Chunk) -> PriceTable | None:

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import anthropic
 from anthropic.types.messages import MessageBatch
@@ -71,17 +72,21 @@ def submit_chunk(rt: Runtime, chunk_id: int) -> list[Action]:
             return _cancel_unsent(rt, lease, chunk.job_pk)
         # read before our turn: the create before ours may still be in flight
         with rt.store.begin() as conn:
-            body = bodies.chunk_body(conn, chunk.id, chunk.request_count)
-        with _create_turn(rt, lease, first=first) as turn:
-            if turn is None:
-                return [Action(Step.SUBMIT, chunk_id, SUBMIT_LOCK_RETRY_S)]
-            if turn.held:
-                return []  # the budget or a canary holds it back: answers ask again
-            sent = _reload(rt, chunk_id)
-            if sent.request_count != chunk.request_count:  # the budget cut it shorter
-                with rt.store.begin() as conn:
-                    body = bodies.chunk_body(conn, sent.id, sent.request_count)
-            return _send(rt, turn, sent, body, was_sent=not first)
+            body = bodies.spool_chunk_body(conn, chunk.id, chunk.request_count)
+        try:
+            with _create_turn(rt, lease, first=first) as turn:
+                if turn is None:
+                    return [Action(Step.SUBMIT, chunk_id, SUBMIT_LOCK_RETRY_S)]
+                if turn.held:
+                    return []  # the budget or a canary holds it back: answers ask again
+                sent = _reload(rt, chunk_id)
+                if sent.request_count != chunk.request_count:  # the budget cut it shorter
+                    body.unlink(missing_ok=True)
+                    with rt.store.begin() as conn:
+                        body = bodies.spool_chunk_body(conn, sent.id, sent.request_count)
+                return _send(rt, turn, sent, body, was_sent=not first)
+        finally:
+            body.unlink(missing_ok=True)
 
 
 @dataclass
@@ -117,7 +122,7 @@ def _create_turn(rt: Runtime, lease: chunk_rows.Lease, *, first: bool) -> Iterat
 
 
 def _send(
-    rt: Runtime, turn: _Turn, chunk: chunk_rows.Chunk, body: bytes, *, was_sent: bool
+    rt: Runtime, turn: _Turn, chunk: chunk_rows.Chunk, body: Path, *, was_sent: bool
 ) -> list[Action]:
     client = rt.client(chunk.job_pk).with_options(max_retries=0)
     if was_sent:  # an earlier try may have created the batch: look before sending again
@@ -135,7 +140,7 @@ def _create(
     turn: _Turn,
     chunk: chunk_rows.Chunk,
     client: anthropic.Anthropic,
-    body: bytes,
+    body: Path,
     *,
     was_sent: bool = False,
 ) -> list[Action]:

@@ -9,7 +9,7 @@ memory stays flat however many requests pass through.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from ..limits import API_MAX_BYTES, API_MAX_REQUESTS
@@ -23,6 +23,7 @@ __all__ = [
     "ENVELOPE_BYTES",
     "ChunkCutter",
     "batch_body",
+    "batch_body_parts",
     "chunk_limits",
     "effective_limits",
     "largest_request",
@@ -107,3 +108,13 @@ class ChunkCutter:
 def batch_body(bodies: Iterable[bytes]) -> bytes:
     """The batch create body holding `bodies`: ``{"requests":[body,body,...]}``."""
     return _BODY_HEAD + b",".join(bodies) + _BODY_TAIL
+
+
+def batch_body_parts(bodies: Iterable[bytes]) -> Iterator[bytes]:
+    """`batch_body(bodies)` in pieces, for a body written out as it is made, not held."""
+    yield _BODY_HEAD
+    for i, body in enumerate(bodies):
+        if i:
+            yield b","
+        yield body
+    yield _BODY_TAIL

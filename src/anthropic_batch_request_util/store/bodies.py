@@ -2,23 +2,34 @@
 
 Ingest writes the bodies of each run of consecutive requests of a chunk as one segment:
 the bodies joined by commas, exactly as they sit in a create body, and the end offset of
-each. Sending a first-round chunk then reads its segments and sends them as they are, and
-a request row stays small, so storing its answer rewrites a few dozen bytes instead of its
-whole body. A request retried in a later chunk is found in its segment by its index.
+each. Sending a first-round chunk then reads its segments and sends them as they are
+(through a temporary file, so that no whole body is held in memory), and a request row
+stays small, so storing its answer rewrites a few dozen bytes instead of its whole body.
+A request retried in a later chunk is found in its segment by its index.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
-from ..inputs.chunking import batch_body
+from ..inputs.chunking import batch_body_parts
 from .db import Connection
 from .segments import SEGMENT_MAX_BYTES, span, uint32s, unpack_uint32s
 from .sql import executemany, first_row, stream_rows
 
-__all__ = ["SegmentWriter", "body_sizes", "chunk_body", "iter_bodies"]
+__all__ = [
+    "SegmentWriter",
+    "body_sizes",
+    "chunk_body",
+    "chunk_body_parts",
+    "iter_bodies",
+    "spool_chunk_body",
+]
 
 _INSERT = (
     "INSERT INTO bodies (job_pk, first_idx, chunk_id, request_count, data, ends)"
@@ -66,18 +77,38 @@ class SegmentWriter:
 
 
 def chunk_body(conn: Connection, chunk_id: int, request_count: int) -> bytes:
-    """The create body of a chunk: its own segments as stored when the chunk was cut at
-    ingest, or (a retry chunk) its requests' bodies gathered from their segments."""
-    sql = "SELECT request_count, data FROM bodies WHERE chunk_id = ? ORDER BY first_idx"
-    counted, parts = 0, []
-    for count, data in stream_rows(conn, sql, (chunk_id,), batch=1):
-        counted += int(count)
-        parts.append(bytes(data))
-    if counted == request_count:
-        return batch_body(parts)
-    parts.clear()
+    """The create body of a chunk, whole (`spool_chunk_body` for sending it)."""
+    return b"".join(chunk_body_parts(conn, chunk_id, request_count))
+
+
+def spool_chunk_body(conn: Connection, chunk_id: int, request_count: int) -> Path:
+    """The create body of a chunk written to a temporary file, which the caller removes.
+    Sent from the file, a body of up to 256 MB is never in memory whole: one segment is."""
+    fd, name = tempfile.mkstemp(prefix=f"abr-body-{chunk_id}-", suffix=".json")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for part in chunk_body_parts(conn, chunk_id, request_count):
+                handle.write(part)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def chunk_body_parts(conn: Connection, chunk_id: int, request_count: int) -> Iterator[bytes]:
+    """The create body of a chunk in pieces: its own segments as stored when the chunk was
+    cut at ingest, or (a retry chunk) its requests' bodies gathered from their segments."""
+    stored = first_row(
+        conn, "SELECT coalesce(sum(request_count), 0) FROM bodies WHERE chunk_id = ?", (chunk_id,)
+    )
+    if stored is not None and int(stored[0]) == request_count:
+        sql = "SELECT data FROM bodies WHERE chunk_id = ? ORDER BY first_idx"
+        rows = stream_rows(conn, sql, (chunk_id,), batch=1)
+        yield from batch_body_parts(bytes(data) for (data,) in rows)
+        return
     job_pk, idxs = _job_and_members(conn, chunk_id)
-    return batch_body(body for _idx, body in iter_bodies(conn, job_pk, idxs))
+    yield from batch_body_parts(body for _idx, body in iter_bodies(conn, job_pk, idxs))
 
 
 def _job_and_members(conn: Connection, chunk_id: int) -> tuple[int, list[int]]:

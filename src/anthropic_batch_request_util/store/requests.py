@@ -17,7 +17,9 @@ from .sql import executemany, insert_rows, stream_rows, update_rows
 
 __all__ = [
     "Answer",
+    "AnswerRow",
     "add_requests",
+    "answer_row",
     "assign",
     "cancel_chunk_rows",
     "cancel_waiting_rows",
@@ -26,6 +28,7 @@ __all__ = [
     "fail_chunk_rows",
     "members",
     "missing_worst",
+    "record_answer_rows",
     "record_answers",
     "retry_missing",
     "retry_rows",
@@ -73,6 +76,27 @@ class Answer:
     cost_usd: float | None
     attempts: int
     line: bytes  #: the results-file line
+
+
+#: an `Answer` as plain values, in its fields' order, its status as the status's value:
+#: what a spool holds and what `record_answer_rows` writes, with no object per answer
+AnswerRow = tuple[int, str, str, str | None, int, int, int, int, float | None, int, bytes]
+
+
+def answer_row(a: Answer) -> AnswerRow:
+    return (
+        a.idx,
+        a.status.value,
+        a.outcome,
+        a.error_type,
+        a.input_tokens,
+        a.output_tokens,
+        a.cache_creation_tokens,
+        a.cache_read_tokens,
+        a.cost_usd,
+        a.attempts,
+        a.line,
+    )
 
 
 def add_requests(conn: Connection, rows: Sequence[tuple[int, int, str, int]]) -> None:
@@ -124,6 +148,14 @@ def ended_rows(
 def record_answers(
     conn: Connection, job_pk: int, chunk_id: int, answers: Sequence[Answer], *, own_lines: bool
 ) -> list[tuple[int, bytes]]:
+    """`record_answer_rows` for `Answer` objects."""
+    rows = [answer_row(a) for a in answers]
+    return record_answer_rows(conn, job_pk, chunk_id, rows, own_lines=own_lines)
+
+
+def record_answer_rows(
+    conn: Connection, job_pk: int, chunk_id: int, rows: Sequence[AnswerRow], *, own_lines: bool
+) -> list[tuple[int, bytes]]:
     """Write answers into their request rows and record each attempt. With `own_lines`
     (a retry's answers) each line is stored as a row of `outputs`, replacing an earlier
     one; otherwise the (idx, line) pairs are returned for the caller to store as the
@@ -133,33 +165,13 @@ def record_answers(
         "requests",
         _ANSWER_COLUMNS,
         _ANSWER_KEYS,
-        [
-            (
-                a.status.value,
-                a.error_type,
-                a.input_tokens,
-                a.output_tokens,
-                a.cache_creation_tokens,
-                a.cache_read_tokens,
-                a.cost_usd,
-                a.attempts,
-                job_pk,
-                a.idx,
-                chunk_id,
-            )
-            for a in answers
-        ],
+        [(r[1], *r[3:10], job_pk, r[0], chunk_id) for r in rows],
     )
-    insert_rows(
-        conn,
-        "attempts",
-        _ATTEMPT_COLUMNS,
-        [(chunk_id, a.idx, a.outcome, a.error_type) for a in answers],
-    )
+    insert_rows(conn, "attempts", _ATTEMPT_COLUMNS, [(chunk_id, r[0], r[2], r[3]) for r in rows])
     if own_lines:
-        store_outputs(conn, [(job_pk, a.idx, a.line) for a in answers])
+        store_outputs(conn, [(job_pk, r[0], r[10]) for r in rows])
         return []
-    return [(a.idx, a.line) for a in answers]
+    return [(r[0], r[10]) for r in rows]
 
 
 def store_outputs(conn: Connection, rows: Sequence[tuple[int, int, bytes]]) -> None:

@@ -14,7 +14,11 @@ still on its way, a line saying where it stands.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import tempfile
+from array import array
+from collections.abc import Iterable, Iterator
+from itertools import accumulate, pairwise
 from typing import Any
 
 import orjson
@@ -24,7 +28,13 @@ from .schema import FINAL_REQUEST_STATUSES
 from .segments import SEGMENT_MAX_BYTES, pack, span, uint32s, unpack_uint32s
 from .sql import executemany, first_row, stream_rows
 
-__all__ = ["iter_blocks", "iter_ended_lines", "iter_lines", "store_chunk_lines"]
+__all__ = [
+    "ChunkLineWriter",
+    "iter_blocks",
+    "iter_ended_lines",
+    "iter_lines",
+    "store_chunk_lines",
+]
 
 BLOCK_LINES = 4096  #: lines per block when a chunk is put together line by line
 _UNFINISHED = "no final status yet: the job has not finished (abr resume JOB carries it on)"
@@ -35,22 +45,82 @@ _INSERT = (
 
 
 def store_chunk_lines(
-    conn: Connection, job_pk: int, chunk_id: int, lines: list[tuple[int, bytes]]
+    conn: Connection, job_pk: int, chunk_id: int, lines: Iterable[tuple[int, bytes]]
 ) -> None:
     """Store a first-round chunk's lines, (input index, line) in any order, as segments."""
-    by_idx = dict(lines)  # a line given twice for one request: the last one counts
-    ordered = sorted(by_idx.items())
-    start = size = 0
-    for i, (_idx, line) in enumerate(ordered):
-        size += len(line) + 1
-        if size > SEGMENT_MAX_BYTES or i == len(ordered) - 1:
-            part = ordered[start : i + 1]
-            data, ends = pack([line for _, line in part], b"\n")
-            idxs = uint32s([idx for idx, _ in part])
-            executemany(
-                conn, _INSERT, [(chunk_id, part[0][0], job_pk, len(part), idxs, ends, data)]
-            )
-            start, size = i + 1, 0
+    writer = ChunkLineWriter(conn, job_pk, chunk_id)
+    try:
+        writer.add(lines)
+        writer.finish()
+    finally:
+        writer.close()
+
+
+class ChunkLineWriter:
+    """A first-round chunk's lines, given a slice at a time in any order (a results file
+    has its own), stored as segments in input order by `finish`. Until then they wait in
+    an anonymous temporary file, with each one's index and place in arrays: memory holds
+    the arrays and one segment, not the chunk's lines. A line given twice for one request:
+    the last one counts."""
+
+    def __init__(self, conn: Connection, job_pk: int, chunk_id: int) -> None:
+        self.conn, self.job_pk, self.chunk_id = conn, job_pk, chunk_id
+        # closed by close(): the writer lives across the caller's slices
+        self._file = tempfile.TemporaryFile(prefix="abr-lines-")  # noqa: SIM115
+        self._idxs, self._starts, self._sizes = array("I"), array("Q"), array("I")
+        self._end = 0
+
+    def add(self, lines: Iterable[tuple[int, bytes]]) -> None:
+        pairs = list(lines)
+        if not pairs:
+            return
+        sizes = [len(line) for _, line in pairs]
+        self._idxs.extend(idx for idx, _ in pairs)
+        self._starts.extend(accumulate((size + 1 for size in sizes[:-1]), initial=self._end))
+        self._sizes.extend(sizes)
+        # newline-ended, so that a run of lines in input order is read back as one block
+        block = b"\n".join(line for _, line in pairs) + b"\n"
+        self._file.write(block)
+        self._end += len(block)
+
+    def finish(self) -> None:
+        """Write the lines given as segments of up to `SEGMENT_MAX_BYTES`, in input order."""
+        self._file.flush()
+        part: list[int] = []
+        size = 0
+        for pos in self._in_order():
+            part.append(pos)
+            size += self._sizes[pos] + 1
+            if size > SEGMENT_MAX_BYTES:
+                self._write(part)
+                part, size = [], 0
+        if part:
+            self._write(part)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _in_order(self) -> list[int]:
+        """Positions of the lines given, by input index; of two for one index, the later."""
+        idxs = self._idxs
+        order = list(range(len(idxs)))
+        if any(idxs[i] >= idxs[i + 1] for i in range(len(idxs) - 1)):
+            order.sort(key=idxs.__getitem__)  # stable: of equal indexes, the later stays last
+            order = [p for p, q in pairwise(order) if idxs[p] != idxs[q]] + order[-1:]
+        return order
+
+    def _write(self, part: list[int]) -> None:
+        fd, starts, sizes = self._file.fileno(), self._starts, self._sizes
+        first, last = part[0], part[-1]
+        if all(part[i] + 1 == part[i + 1] for i in range(len(part) - 1)):
+            begin = starts[first]  # consecutive in the file: one read, newlines and all
+            data = os.pread(fd, starts[last] + sizes[last] - begin, begin)
+            ends = uint32s([end - 1 for end in accumulate(sizes[p] + 1 for p in part)])
+        else:
+            data, ends = pack([os.pread(fd, sizes[p], starts[p]) for p in part], b"\n")
+        idxs = uint32s([self._idxs[p] for p in part])
+        row = (self.chunk_id, self._idxs[first], self.job_pk, len(part), idxs, ends, data)
+        executemany(self.conn, _INSERT, [row])
 
 
 def iter_lines(conn: Connection, job_pk: int) -> Iterator[bytes]:

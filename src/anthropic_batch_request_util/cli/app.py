@@ -178,8 +178,7 @@ def _after_canary(
     report, job = outcome.canary, outcome.snapshot.job
     assert report is not None
     render.canary(report, job, to_stderr=as_json)
-    over = job.max_cost_usd is not None and (report.projected_usd or 0.0) > job.max_cost_usd
-    if over:
+    if report.over_budget:
         raise BudgetExceededError(render.canary_over_budget(report, job))
     if not yes and not (sys.stdin.isatty() and render.ask_go_on(report)):
         render.stopped_after_canary(job, to_stderr=as_json)

@@ -247,6 +247,7 @@ class CanaryReport:
     answered: int  #: canary requests with an answer that cost something
     projected_usd: float | None  #: the whole job at the canary's cost per answer
     rest: int  #: requests held back
+    over_budget: bool = False  #: the projection passes the job's budget: the rest stays
 
 
 def canary_report(store: Store, job: job_rows.Job) -> CanaryReport:
@@ -262,7 +263,8 @@ def canary_report(store: Store, job: job_rows.Job) -> CanaryReport:
     answered = tally.counts.final - tally.counts.get(RequestStatus.CANCELED)
     cost = tally.cost_usd or 0.0
     projected = cost / answered * job.total_requests if answered else None
-    return CanaryReport(size, lines, cost, answered, projected, job.total_requests - size)
+    over = job.max_cost_usd is not None and (projected or 0.0) > job.max_cost_usd
+    return CanaryReport(size, lines, cost, answered, projected, job.total_requests - size, over)
 
 
 def _first_line(line: dict[str, Any]) -> str:

@@ -240,7 +240,7 @@ def _0007_budget(conn: Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
 
 
-def _0009_faults(conn: Connection) -> None:
+def _0008_exports(conn: Connection) -> None:
     # every results file and record written for a job, wherever it went
     m = sa.MetaData()
     sa.Table(
@@ -263,5 +263,5 @@ MIGRATIONS: tuple[tuple[str, Callable[[Connection], None]], ...] = (
     ("0005_segments", _0005_segments),
     ("0006_drop_dead_columns", _0006_drop_dead_columns),
     ("0007_budget", _0007_budget),
-    ("0009_faults", _0009_faults),
+    ("0008_exports", _0008_exports),
 )

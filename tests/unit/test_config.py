@@ -64,7 +64,7 @@ DOCUMENTED_DEFAULTS: dict[str, Any] = {
         "enable_prompt_cache": False,
         "cache_type": "ephemeral",
         "max_attempts": 3,
-        "poll_interval": 2.0,
+        "poll_interval": 0.5,
         "poll_max_interval": 60.0,
     },
     "storage": {

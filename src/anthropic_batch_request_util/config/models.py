@@ -39,7 +39,7 @@ DEFAULT_BATCH_MAX_SIZE = 10_000  #: requests per batch
 #: that a default job makes few batches (fewer calls, less per-batch work)
 DEFAULT_CHUNK_SIZE = DEFAULT_BATCH_MAX_SIZE
 DEFAULT_MAX_ATTEMPTS = 3  #: attempts per request for retryable results
-DEFAULT_POLL_INTERVAL_S = 2.0  #: seconds before the first poll of a batch
+DEFAULT_POLL_INTERVAL_S = 0.5  #: seconds before the first poll of a batch
 DEFAULT_POLL_MAX_INTERVAL_S = 60.0  #: seconds between polls at most
 DEFAULT_BASE_DIR = "output"
 LOCAL_BROKER_URL = "memory://"  #: the in-process deployment: an embedded worker

@@ -223,8 +223,8 @@ def test_read_only_output_folder_is_refused_before_anything_is_sent(
 def test_no_room_for_store_and_results_is_refused_before_anything_is_sent(
     emulator: Emulator, small_disk: Path, tmp_path: Path
 ) -> None:
-    # Given 2,000 requests and a filesystem with 300 kB left for the store and results
-    source = write_original(tmp_path / "questions.json", 2000)
+    # Given 1,000 requests and a filesystem with 300 kB left for the store and results
+    source = write_original(tmp_path / "questions.json", 1000)
     filler = fill(small_disk, leave=300_000)
 
     # When abr runs there
@@ -238,7 +238,7 @@ def test_no_room_for_store_and_results_is_refused_before_anything_is_sent(
     filler.unlink()
     done = run_abr("run", str(source), "-o", str(small_disk), emulator=emulator)
     assert done.returncode == 0, done.stderr
-    assert_every_line(next((small_disk / "results").glob("*.jsonl")), 2000)
+    assert_every_line(next((small_disk / "results").glob("*.jsonl")), 1000)
     assert set(submissions(emulator).values()) == {1}
 
 

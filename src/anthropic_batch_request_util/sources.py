@@ -6,20 +6,23 @@ like ``--config``: defaults, the file, ``.env``, ``ABR_*``), or None (the usual 
 
 Requests: a path to a file in either input format; the original format as a dict; or any
 iterable of ``{"custom_id", "params"}`` dicts or ``(custom_id, params)`` pairs, read one at
-a time into the store. With a budget, requests from code are first written to a temporary
-JSONL file, since the estimate that checks a budget reads a file.
+a time into the store. With a budget or a canary, requests from code are first written to a
+temporary JSONL file, since the estimate that checks a budget (and the canary's hold) work
+on a file.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from .config import Settings, load_settings
+from .cost.budget import Canary
 from .engine import runner
+from .engine.ingest import Ingested
 from .inputs import InputFormat, Request, request_defaults
 from .inputs.iterable import read_iterable, read_mapping
 
@@ -58,23 +61,30 @@ def launch(
     wait: bool,
     max_cost: float | None,
     on_progress: runner.ProgressCallback,
+    on_ingested: Callable[[Ingested], None] | None = None,
+    canary: Canary | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> runner.Outcome:
     """Store `requests` as a job (or find the job they already are) and drive it."""
+    drive: dict[str, Any] = {"wait": wait, "on_progress": on_progress, "on_ingested": on_ingested}
     if isinstance(requests, str | os.PathLike):
         return runner.run_job(
-            settings, Path(requests), wait=wait, on_progress=on_progress, max_cost=max_cost
+            settings,
+            Path(requests),
+            max_cost=max_cost,
+            canary=canary,
+            on_warning=on_warning,
+            **drive,
         )
     label = name or DEFAULT_NAME
     read, input_format = _reader(requests, settings)
-    if max_cost is not None:
+    if max_cost is not None or canary is not None:
         with tempfile.TemporaryDirectory(prefix="abr-") as folder:
             path = _spool(read, Path(folder) / f"{label}.jsonl")
             return runner.run_job(
-                settings, path, wait=wait, on_progress=on_progress, max_cost=max_cost
+                settings, path, max_cost=max_cost, canary=canary, on_warning=on_warning, **drive
             )
-    return runner.run_stream(
-        settings, read, name=label, input_format=input_format, wait=wait, on_progress=on_progress
-    )
+    return runner.run_stream(settings, read, name=label, input_format=input_format, **drive)
 
 
 def _reader(

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from .cost.budget import budget_dict
+from .output import records_path, results_path
 from .store import ENDED_JOB_STATUSES, Store
 from .store.jobs import Snapshot, attempt_history, snapshot
 from .store.workers import working_on
@@ -26,6 +27,7 @@ __all__ = [
     "look",
     "result_of",
     "status_of",
+    "summary_of",
     "usage_of",
 ]
 
@@ -192,3 +194,27 @@ def status_of(current: Snapshot) -> Status:
             for c in current.chunks
         ),
     )
+
+
+def summary_of(current: Snapshot, *, stop_note: str | None, interrupted: bool) -> dict[str, Any]:
+    """How a run of a job ended, as ``abr run --json`` prints it (`Job.summary`)."""
+    usage = current.usage
+    return {
+        "job_id": current.job.id,
+        "status": current.job.status.value,
+        "counts": current.counts.finals(),
+        "total": current.job.total_requests,
+        "results_path": str(results_path(current.job)),
+        "records_path": str(records_path(current.job)),
+        "usage": {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+            "cache_read_input_tokens": usage.cache_read_input_tokens,
+        },
+        "cost_usd": current.cost_usd,
+        "budget": budget_dict(current.job, current.cost_usd),
+        "stop_note": stop_note,
+        "running_batches": current.running_batches,
+        "interrupted": interrupted,
+    }

@@ -56,6 +56,11 @@ def main() -> None:
         name="greeting",
     )
     submitted.wait(timeout=60.0, progress=False)
+    summary: dict[str, Any] = submitted.summary()
+    print(summary["status"], submitted.existing, submitted.total, submitted.created_at)
+    print(submitted.finished_at, submitted.canary())
+    with open("out.jsonl", "w") as handle:
+        submitted.write_results(handle, format="jsonl")
     results: list[abr.Result] = list(job.results(status=["succeeded", "errored"]))
     text: str | None = results[0].text
     cost: float | None = job.cost_usd

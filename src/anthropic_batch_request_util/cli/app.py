@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,7 +39,11 @@ from ..config import (
 )
 from ..engine import runner
 from ..engine.memory import give_back_large_buffers
-from ..errors import AbrError, BudgetExceededError, UsageError
+from ..errors import AbrError, BudgetExceededError, JobInterrupted, UsageError
+from ..jobs import RESULT_FORMATS, Job, submit
+from ..jobs import job as find_job
+from ..jobs import jobs as all_jobs
+from ..jobs import run as run_requests
 from ..views import look
 from . import render
 from .options import (
@@ -111,22 +115,31 @@ def _flags(config: Path | None, output: Path | None) -> str:
     return "".join(f" {flag} {shlex.quote(str(path))}" for flag, path in given if path)
 
 
-def _finish(
-    outcome: runner.Outcome,
-    as_json: bool,
-    flags: str = "",
-    *,
-    found_again: bool = False,
-    **extra: Any,
-) -> None:
-    if as_json:
-        print(orjson.dumps(render.summary_dict(outcome) | extra).decode())
+@contextmanager
+def _driving(job: Callable[[], Job | None], as_json: bool, flags: str) -> Iterator[None]:
+    """Render how a drive of a job ended, also when Ctrl-C (exit 130) or the budget (exit 1,
+    one line) stopped it; `job` is the handle that drove, once there is one."""
+    try:
+        yield
+    except (JobInterrupted, BudgetExceededError) as stop:
+        handle = job()
+        if handle is None:
+            raise
+        _finish(handle, as_json, flags)
+        if isinstance(stop, JobInterrupted):
+            raise typer.Exit(130) from None
+        raise
     else:
-        render.outcome(outcome, flags, found_again=found_again)
-    if outcome.interrupted:
-        raise typer.Exit(130)
-    if outcome.budget_note:
-        raise BudgetExceededError(outcome.budget_note)
+        handle = job()
+        assert handle is not None
+        _finish(handle, as_json, flags)
+
+
+def _finish(job: Job, as_json: bool, flags: str) -> None:
+    if as_json:
+        print(orjson.dumps(job.summary()).decode())
+    else:
+        render.outcome(job, flags, found_again=job.existing)
 
 
 @app.command()
@@ -146,46 +159,47 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Submit every request in FILE and wait for the results (resumes a known job)."""
-    from ..cost.budget import parse_canary
-
     with _user_errors():
         settings = _settings(config, output)
-        first = None if canary is None else parse_canary(canary)
         progress = render.Progress(enabled=not as_json)
-        with progress:
-            outcome = runner.run_job(
-                settings,
-                file,
-                wait=not no_wait,
-                on_progress=progress.update,
-                on_ingested=progress.ingested,
-                max_cost=max_cost,
-                canary=first,
-                on_warning=render.warning,
-            )
-        if outcome.canary is not None:
-            outcome = _after_canary(outcome, settings, yes=yes, as_json=as_json)
-        found_again = not outcome.created
-        flags = _flags(config, output)
-        _finish(outcome, as_json, flags, found_again=found_again, existing=found_again)
+        stored: list[Job] = []
+
+        def on_stored(job: Job) -> None:
+            stored.append(job)
+            progress.stored(job)
+
+        start = submit if no_wait else run_requests
+        with _driving(lambda: stored[0] if stored else None, as_json, _flags(config, output)):
+            with progress:
+                start(
+                    file,
+                    settings=settings,
+                    max_cost=max_cost,
+                    progress=progress.update,
+                    canary=canary,
+                    on_warning=render.warning,
+                    on_stored=on_stored,
+                )
+            _after_canary(stored[0], yes=yes, as_json=as_json)
 
 
-def _after_canary(
-    outcome: runner.Outcome, settings: Settings, *, yes: bool, as_json: bool
-) -> runner.Outcome:
-    """Show the canary; go on with the rest when the user says so (or --yes), within the
-    budget; otherwise stop after it with the command that goes on."""
-    report, job = outcome.canary, outcome.snapshot.job
-    assert report is not None
+def _after_canary(job: Job, *, yes: bool, as_json: bool) -> None:
+    """Show the canary, when the job paused after one; go on with the rest when the user
+    says so (or --yes), within the budget; otherwise stop after it with the command that
+    goes on."""
+    report = job.canary()
+    if report is None:
+        return
     render.canary(report, job, to_stderr=as_json)
-    if report.over_budget:
-        raise BudgetExceededError(render.canary_over_budget(report, job))
+    if report.over_budget:  # said alone: the job's summary would only repeat it
+        render.error(render.canary_over_budget(report, job))
+        raise typer.Exit(BudgetExceededError.exit_code)
     if not yes and not (sys.stdin.isatty() and render.ask_go_on(report)):
         render.stopped_after_canary(job, to_stderr=as_json)
         raise typer.Exit(0)
     progress = render.Progress(enabled=not as_json)
     with progress:
-        return runner.resume_job(settings, job.id, on_progress=progress.update)
+        job.resume(progress=progress.update)
 
 
 @app.command()
@@ -253,18 +267,15 @@ def resume(
     """Carry on with a job from where the store says it stands (--max-cost replaces its
     budget; requests a canary held back are sent)."""
     with _user_errors():
-        settings = _settings(config, output)
+        handle = find_job(job, settings=_settings(config, output))
         progress = render.Progress(enabled=not as_json)
-        with progress:
-            outcome = runner.resume_job(
-                settings,
-                job,
+        with _driving(lambda: handle, as_json, _flags(config, output)), progress:
+            handle.resume(
                 wait=not no_wait,
-                on_progress=progress.update,
-                on_warning=render.warning,
+                progress=progress.update,
                 max_cost=max_cost,
+                on_warning=render.warning,
             )
-        _finish(outcome, as_json, _flags(config, output))
 
 
 @app.command()
@@ -290,20 +301,21 @@ def retry(
     """Send a finished job's failed requests again, as a new round of the same job; the
     results file keeps one line per request (the latest attempt's)."""
     with _user_errors():
-        settings = _settings(config, output)
+        handle = find_job(job, settings=_settings(config, output))
         progress = render.Progress(enabled=not as_json)
-        with progress:
-            count, outcome = runner.retry_job(
-                settings,
-                job,
-                statuses=statuses,
-                max_cost=max_cost,
-                wait=not no_wait,
-                on_progress=progress.update,
-            )
-        if not as_json:
-            render.retried(count, outcome)
-        _finish(outcome, as_json, _flags(config, output), retried=count)
+        said = _driving(lambda: _said(handle, as_json), as_json, _flags(config, output))
+        with said, progress:
+            handle.retry(statuses, max_cost=max_cost, wait=not no_wait, progress=progress.update)
+
+
+def _said(job: Job, as_json: bool) -> Job:
+    """What `abr retry` or `abr cancel` did, before how the job then ended."""
+    summary = job.summary()
+    if not as_json and "retried" in summary:
+        render.retried(summary["retried"], job.id)
+    if not as_json and "canceled" in summary:
+        render.canceled(summary["canceled"], summary)
+    return job
 
 
 @app.command()
@@ -316,15 +328,11 @@ def cancel(
 ) -> None:
     """Cancel a job's running batches and collect what they had finished."""
     with _user_errors():
-        settings = _settings(config, output)
+        handle = find_job(job, settings=_settings(config, output))
         progress = render.Progress(enabled=not as_json)
-        with progress:
-            canceled, outcome = runner.cancel_job(
-                settings, job, wait=not no_wait, on_progress=progress.update
-            )
-        if not as_json:
-            render.canceled(canceled, outcome)
-        _finish(outcome, as_json, _flags(config, output))
+        said = _driving(lambda: _said(handle, as_json), as_json, _flags(config, output))
+        with said, progress:
+            handle.cancel(wait=not no_wait, progress=progress.update)
 
 
 @app.command()
@@ -362,8 +370,8 @@ def status(
 @app.command()
 def jobs(config: ConfigOpt = None, output: OutputOpt = None, as_json: JsonOpt = False) -> None:
     """List every job in the store, newest first."""
-    with _user_errors(), runner.open_store(_settings(config, output), create=False) as store:
-        render.jobs(store, as_json=as_json)
+    with _user_errors():
+        render.jobs(all_jobs(settings=_settings(config, output)), as_json=as_json)
 
 
 @app.command()
@@ -376,10 +384,9 @@ def results(
 ) -> None:
     """Export a job's results, one row per input request, in input order."""
     with _user_errors():
-        if fmt not in ("jsonl", "csv"):
+        if fmt not in RESULT_FORMATS:
             raise UsageError(f"--format must be jsonl or csv, not {fmt!r}")
-        with runner.open_store(_settings(config, output), create=False) as store:
-            render.export(store, job, fmt, out)
+        render.export(find_job(job, settings=_settings(config, output)), fmt, out)
 
 
 @app.command()

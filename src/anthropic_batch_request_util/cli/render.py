@@ -16,15 +16,16 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import output
-from ..cost.budget import CanaryReport, budget_dict, budget_line
+from ..cost.budget import BUDGET, CANARY, CanaryReport
 from ..cost.pricing import format_usd
-from ..engine.ingest import Ingested
-from ..engine.runner import Outcome
 from ..errors import UsageError
-from ..store import ACTIVE_JOB_STATUSES, JobStatus, RequestStatus, Store, result_lines
+from ..jobs import Job
+from ..store import ACTIVE_JOB_STATUSES, JobStatus, RequestStatus, Store
 from ..store import jobs as job_store
 from ..store.jobs import Snapshot, snapshot
+from ..views import Status
 
+ACTIVE = {status.value for status in ACTIVE_JOB_STATUSES}  #: job statuses that move on
 PLAIN_MIN_S = 1.0  #: seconds at least between two plain progress lines
 PLAIN_HEARTBEAT_S = 30.0  #: seconds after which a plain line is printed even if unchanged
 
@@ -40,17 +41,15 @@ def warning(message: str) -> None:
     print(f"abr: warning: {message}", file=sys.stderr)
 
 
-def _chunk_line(current: Snapshot) -> str:
+def _chunk_line(current: Status) -> str:
     states: dict[str, int] = {}
     for chunk in current.chunks:
-        states[chunk.status.value] = states.get(chunk.status.value, 0) + 1
+        states[chunk.status] = states.get(chunk.status, 0) + 1
     return ", ".join(f"{n} {state}" for state, n in states.items())
 
 
-def _counts_line(counts: job_store.JobCounts) -> str:
-    finals = counts.finals()
+def _counts_line(finals: dict[str, int], retrying: int = 0) -> str:
     parts = [f"{n} {status}" for status, n in finals.items() if n]
-    retrying = counts.get(RequestStatus.RETRY)
     if retrying:
         parts.append(f"{retrying} to retry")
     return ", ".join(parts) or "none done yet"
@@ -103,23 +102,26 @@ class Progress(_Bar):
         self.last_line = ""
         self.last_time = 0.0
 
-    def ingested(self, found: Ingested) -> None:
+    def stored(self, job: Job) -> None:
+        """The job the input's requests are (`on_stored`)."""
         if not self.enabled:
             return
-        what = "new job" if found.created else "a known job: carrying on where it stands"
-        stderr.print(f"{found.job_id}: {found.total} requests ({what})")
+        what = "a known job: carrying on where it stands" if job.existing else "new job"
+        stderr.print(f"{job.id}: {job.total} requests ({what})")
 
-    def update(self, current: Snapshot) -> None:
+    def update(self, current: Status) -> None:
+        """One look at the job (the API's progress hook)."""
         if not self.enabled:
             return
-        done, total = current.counts.final, current.job.total_requests
+        done, total = current.done, current.total
         detail = f"batches: {_chunk_line(current)}"
-        if current.working == 0 and current.job.status in ACTIVE_JOB_STATUSES:
-            detail += f" — nothing is working on it: {idle_hint(current.job.id, False)}"
+        if current.working == 0 and current.status in ACTIVE:
+            detail += f" — nothing is working on it: {idle_hint(current.job_id, False)}"
         if self.bar is not None:
-            self.show(current.job.id, done, total, detail=detail)
+            self.show(current.job_id, done, total, detail=detail)
             return
-        line = f"{current.job.id}: {done}/{total} done ({_counts_line(current.counts)}); {detail}"
+        counts = _counts_line(current.counts, current.retrying)
+        line = f"{current.job_id}: {done}/{total} done ({counts}); {detail}"
         elapsed = time.monotonic() - self.last_time
         changed = line != self.last_line and elapsed >= PLAIN_MIN_S
         if changed or elapsed >= PLAIN_HEARTBEAT_S:
@@ -127,63 +129,53 @@ class Progress(_Bar):
             self.last_line, self.last_time = line, time.monotonic()
 
 
-def summary_dict(outcome: Outcome) -> dict[str, Any]:
-    current = outcome.snapshot
-    usage = current.usage
-    return {
-        "job_id": current.job.id,
-        "status": current.job.status.value,
-        "counts": current.counts.finals(),
-        "total": current.job.total_requests,
-        "results_path": str(outcome.results_path),
-        "records_path": str(outcome.records_path),
-        "usage": {
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cache_creation_input_tokens": usage.cache_creation_input_tokens,
-            "cache_read_input_tokens": usage.cache_read_input_tokens,
-        },
-        "cost_usd": current.cost_usd,
-        "budget": budget_dict(current.job, current.cost_usd),
-        "stop_note": outcome.budget_note,
-        "running_batches": current.running_batches,
-        "interrupted": outcome.interrupted,
-    }
-
-
-def outcome(result: Outcome, flags: str = "", *, found_again: bool = False) -> None:
-    """How a run ended; `flags` (` -o DIR --config FILE`, as given) go into the commands
-    it suggests, so that they find the same job store. `found_again`: the input's
-    requests were a job already."""
-    current = result.snapshot
-    job = current.job
+def outcome(job: Job, flags: str = "", *, found_again: bool = False) -> None:
+    """How a run ended (`Job.summary`); `flags` (` -o DIR --config FILE`, as given) go into
+    the commands it suggests, so that they find the same job store. `found_again`: the
+    input's requests were a job already."""
+    summary = job.summary()
     if found_again:
         stdout.print(f"This file's requests are job {job.id}, {_since(job)}.")
-    stdout.print(f"Job {job.id}: {job.status.value} — {_counts_line(current.counts)}")
-    if current.cost_usd is not None:
+    ended = summary["status"] == "finished"
+    retrying = 0 if ended else job.status().retrying
+    stdout.print(f"Job {job.id}: {summary['status']} — {_counts_line(summary['counts'], retrying)}")
+    if summary["cost_usd"] is not None:
         stdout.print(
-            f"Cost:    {format_usd(current.cost_usd)} (batch prices, cache tokens included)"
+            f"Cost:    {format_usd(summary['cost_usd'])} (batch prices, cache tokens included)"
         )
-    budget = budget_line(job, current.cost_usd)
+    budget = budget_text(summary["budget"])
     if budget is not None:
         stdout.print(f"Budget:  {budget}")
-    if job.status.value == "finished":
-        stdout.print(f"Results: {result.results_path}")
-        stdout.print(f"Record:  {result.records_path}")
+    if ended:
+        stdout.print(f"Results: {summary['results_path']}")
+        stdout.print(f"Record:  {summary['records_path']}")
         return
-    running = current.running_batches
+    running = summary["running_batches"]
     if running:
         stdout.print(f"Still running at Anthropic ({len(running)}): {', '.join(running)}")
-    if result.budget_note is None:
+    if summary["stop_note"] is None:
         stdout.print(f"Resume with:  abr resume {job.id}{flags}")
     stdout.print(f"Cancel with:  abr cancel {job.id}{flags}")
 
 
-def _since(job: job_store.Job) -> str:
+def budget_text(budget: dict[str, Any] | None) -> str | None:
+    """The budget of a `Status` or a summary, for people; None for a job without one."""
+    if budget is None:
+        return None
+    line = f"budget {format_usd(budget['max_cost_usd'])}, spent {format_usd(budget['spent_usd'])}"
+    if budget["stopped"] == BUDGET:
+        line += " — stopped: nothing more fits (abr resume JOB --max-cost USD goes on)"
+    elif budget["stopped"] == CANARY:
+        line += " — paused after the canary (abr resume JOB sends the rest)"
+    return line
+
+
+def _since(job: Job) -> str:
     """When a job found again was made or finished: "finished 2 h ago"."""
-    if job.finished_at is not None:
-        return f"finished {_ago(time.time() - job.finished_at)}"
-    return f"started {_ago(time.time() - job.created_at)}, {job.status.value}"
+    finished_at = job.finished_at
+    if finished_at is not None:
+        return f"finished {_ago(time.time() - finished_at)}"
+    return f"started {_ago(time.time() - job.created_at)}, {job.status().status}"
 
 
 def _ago(seconds: float) -> str:
@@ -204,17 +196,15 @@ def idle_hint(job_id: str, local: bool, flags: str = "") -> str:
     return f"start a worker: abr worker start{flags}"
 
 
-def retried(count: int, result: Outcome) -> None:
+def retried(count: int, job_id: str) -> None:
     """What `abr retry` sent again (the outcome follows)."""
     if count:
-        stdout.print(
-            f"Sent {count:,} request(s) again as a new round of job {result.snapshot.job.id}"
-        )
+        stdout.print(f"Sent {count:,} request(s) again as a new round of job {job_id}")
     else:
-        stdout.print(f"Nothing to retry in job {result.snapshot.job.id}")
+        stdout.print(f"Nothing to retry in job {job_id}")
 
 
-def canary(report: CanaryReport, job: job_store.Job, *, to_stderr: bool = False) -> None:
+def canary(report: CanaryReport, job: Job, *, to_stderr: bool = False) -> None:
     """What the canary showed: its answers' first lines, its cost and the projection."""
     console = stderr if to_stderr else stdout
     console.print(f"Canary of {job.id}: the first {report.size} requests")
@@ -225,16 +215,17 @@ def canary(report: CanaryReport, job: job_store.Job, *, to_stderr: bool = False)
     console.print(f"Canary cost: {format_usd(report.cost_usd)} for {report.answered} answers")
     if report.projected_usd is not None:
         console.print(
-            f"Projected:   {format_usd(report.projected_usd)} for all {job.total_requests} "
+            f"Projected:   {format_usd(report.projected_usd)} for all {job.total} "
             "requests (the canary's cost per answer)"
         )
 
 
-def canary_over_budget(report: CanaryReport, job: job_store.Job) -> str:
+def canary_over_budget(report: CanaryReport, job: Job) -> str:
     projected = format_usd(report.projected_usd or 0.0)
+    limit = format_usd((job.status().budget or {}).get("max_cost_usd") or 0.0)
     return (
         f"the canary projects {projected} for the whole job, over --max-cost "
-        f"{format_usd(job.max_cost_usd or 0.0)}; the other {report.rest} requests were not "
+        f"{limit}; the other {report.rest} requests were not "
         f"sent; continue with: abr resume {job.id} --max-cost USD"
     )
 
@@ -245,16 +236,16 @@ def ask_go_on(report: CanaryReport) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def stopped_after_canary(job: job_store.Job, *, to_stderr: bool = False) -> None:
+def stopped_after_canary(job: Job, *, to_stderr: bool = False) -> None:
     console = stderr if to_stderr else stdout
     console.print(f"Stopped after the canary. Send the rest with:  abr resume {job.id}")
 
 
-def canceled(batch_ids: list[str], result: Outcome) -> None:
+def canceled(batch_ids: list[str], summary: dict[str, Any]) -> None:
     if batch_ids:
         names = ", ".join(batch_ids)
         stdout.print(f"Asked Anthropic to cancel {len(batch_ids)} batch(es): {names}")
-    elif result.snapshot.counts.get(RequestStatus.CANCELED) == 0:
+    elif summary["counts"].get(RequestStatus.CANCELED.value, 0) == 0:
         stdout.print("Nothing was left to cancel.")
     else:
         stdout.print("No batch was running; requests not yet sent are canceled.")
@@ -268,22 +259,20 @@ def find_snapshot(store: Store, job_id: str | None) -> Snapshot:
     return snapshot(store, job.pk)
 
 
-def jobs(store: Store, *, as_json: bool) -> None:
+def jobs(found: list[Job], *, as_json: bool) -> None:
     """Every job with its status, size, progress, age and cost."""
-    with store.begin() as conn:
-        tallies = [(job, job_store.job_tally(conn, job.pk)) for job in job_store.list_jobs(conn)]
-    rows = [(job, tally.counts, tally.cost_usd) for job, tally in tallies]
+    rows = [(job.created_at, job.status()) for job in found]
     if as_json:
         data = [
             {
-                "job_id": j.id,
-                "status": j.status.value,
-                "total": j.total_requests,
-                "counts": c.finals(),
-                "created_at": output.iso(j.created_at),
-                "cost_usd": cost,
+                "job_id": status.job_id,
+                "status": status.status,
+                "total": status.total,
+                "counts": status.counts,
+                "created_at": output.iso(created_at),
+                "cost_usd": status.cost_usd,
             }
-            for j, c, cost in rows
+            for created_at, status in rows
         ]
         print(orjson.dumps(data).decode())
         return
@@ -292,17 +281,17 @@ def jobs(store: Store, *, as_json: bool) -> None:
         return
     table = Table()
     # the id is what every other command takes: never shorten it
-    table.add_column("job", no_wrap=True, min_width=max(len(job.id) for job, _, _ in rows))
+    table.add_column("job", no_wrap=True, min_width=max(len(s.job_id) for _, s in rows))
     for name in ("status", "requests", "done", "age", "cost"):
         table.add_column(name)
-    for job, counts, cost in rows:
+    for created_at, status in rows:
         table.add_row(
-            job.id,
-            job.status.value,
-            str(job.total_requests),
-            str(counts.final),
-            _age(time.time() - job.created_at),
-            "—" if cost is None else format_usd(cost),
+            status.job_id,
+            status.status,
+            str(status.total),
+            str(status.done),
+            _age(time.time() - created_at),
+            "—" if status.cost_usd is None else format_usd(status.cost_usd),
         )
     stdout.print(table)
 
@@ -314,37 +303,31 @@ def _age(seconds: float) -> str:
     return f"{int(seconds)}s"
 
 
-def export(store: Store, job_id: str, fmt: str, out: Path | None) -> None:
-    with store.begin() as conn:
-        job = job_store.get_job(conn, job_id)
+def export(job: Job, fmt: str, out: Path | None) -> None:
+    """`abr results`: the job's lines (or CSV rows) to `out` or stdout."""
     try:
         handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
     except OSError as error:
         raise UsageError(f"cannot write {out}: {error.strerror}") from error
     try:
-        if fmt == "csv":
-            output.export_csv(store, job, handle)
-        else:
-            with store.begin() as conn:
-                for line in result_lines.iter_lines(conn, job.pk):
-                    handle.write(line.decode() + "\n")
+        job.write_results(handle, format=fmt)
     finally:
         if out:
             handle.close()
-    _unfinished_note(store, job)
+    _unfinished_note(job.status())
 
 
-def _unfinished_note(store: Store, job: job_store.Job) -> None:
+def _unfinished_note(status: Status) -> None:
     """An export of a job that has not finished says so: lines of requests without a
     final status carry `queued` or `retry`, and a failed job stays so until resumed."""
-    if job.status == JobStatus.FINISHED:
+    if status.status == JobStatus.FINISHED.value:
         return
-    with store.begin() as conn:
-        open_ = job_store.unfinished_count(conn, job.pk)
-    why = f"failed ({job.error})" if job.status == JobStatus.FAILED else job.status.value
+    open_ = status.total - status.done
+    why = f"failed ({status.error})" if status.status == JobStatus.FAILED.value else status.status
     stderr.print(
-        f"note: job {job.id} is {why}: {open_:,} of {job.total_requests:,} requests have no "
-        f"final status (their lines say queued or retry); carry it on with: abr resume {job.id}"
+        f"note: job {status.job_id} is {why}: {open_:,} of {status.total:,} requests have no "
+        f"final status (their lines say queued or retry); carry it on with: "
+        f"abr resume {status.job_id}"
     )
 
 

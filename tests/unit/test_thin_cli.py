@@ -9,8 +9,8 @@ from pathlib import Path
 import anthropic_batch_request_util
 
 CLI = Path(anthropic_batch_request_util.__file__).parent / "cli"
-#: what the CLI may still take from the runner: opening the store to read (`abr status`)
-RUNNER_READS = {"open_store"}
+#: what the CLI may still take from the runner: nothing; every command goes through the API
+RUNNER_READS: set[str] = set()
 STORE_WRITES = {"exports", "bodies", "segments", "locks", "migrations", "worst_cases"}
 
 

@@ -37,14 +37,12 @@ from ..config import (
     uses_local_broker,
     write_starter_files,
 )
-from ..engine import runner
 from ..engine.memory import give_back_large_buffers
 from ..errors import AbrError, BudgetExceededError, JobInterrupted, UsageError
 from ..jobs import RESULT_FORMATS, Job, submit
 from ..jobs import job as find_job
 from ..jobs import jobs as all_jobs
 from ..jobs import run as run_requests
-from ..views import look
 from . import render
 from .options import (
     CancelNoWaitOpt,
@@ -350,21 +348,22 @@ def status(
 
     with _user_errors():
         settings = _settings(config, output)
-        with runner.open_store(settings, create=False) as store:
-            found = render.find_snapshot(store, job)
-            hint = render.idle_hint(
-                found.job.id, uses_local_broker(settings), _flags(config, output)
-            )
-            if watch:
-                try:
-                    views.watch(
-                        store, found.job.pk, as_json=as_json, console=render.stdout, hint=hint
-                    )
-                except KeyboardInterrupt:
-                    raise typer.Exit(130) from None
-            else:
-                current = look(store, found.job.pk)
-                views.show(current, as_json=as_json, console=render.stdout, hint=hint)
+        found = find_job(job, settings=settings) if job else _latest(settings)
+        hint = render.idle_hint(found.id, uses_local_broker(settings), _flags(config, output))
+        if watch:
+            try:
+                views.watch(found, as_json=as_json, console=render.stdout, hint=hint)
+            except KeyboardInterrupt:
+                raise typer.Exit(130) from None
+        else:
+            views.show(found.status(), as_json=as_json, console=render.stdout, hint=hint)
+
+
+def _latest(settings: Settings) -> Job:
+    found = all_jobs(settings=settings)
+    if not found:
+        raise UsageError("no jobs in the store yet; start one with: abr run FILE")
+    return found[0]
 
 
 @app.command()

@@ -20,9 +20,7 @@ from ..cost.budget import BUDGET, CANARY, CanaryReport
 from ..cost.pricing import format_usd
 from ..errors import UsageError
 from ..jobs import Job
-from ..store import ACTIVE_JOB_STATUSES, JobStatus, RequestStatus, Store
-from ..store import jobs as job_store
-from ..store.jobs import Snapshot, snapshot
+from ..store import ACTIVE_JOB_STATUSES, JobStatus, RequestStatus
 from ..views import Status
 
 ACTIVE = {status.value for status in ACTIVE_JOB_STATUSES}  #: job statuses that move on
@@ -249,14 +247,6 @@ def canceled(batch_ids: list[str], summary: dict[str, Any]) -> None:
         stdout.print("Nothing was left to cancel.")
     else:
         stdout.print("No batch was running; requests not yet sent are canceled.")
-
-
-def find_snapshot(store: Store, job_id: str | None) -> Snapshot:
-    with store.begin() as conn:
-        job = job_store.get_job(conn, job_id) if job_id else job_store.latest_job(conn)
-    if job is None:
-        raise UsageError("no jobs in the store yet; start one with: abr run FILE")
-    return snapshot(store, job.pk)
 
 
 def jobs(found: list[Job], *, as_json: bool) -> None:

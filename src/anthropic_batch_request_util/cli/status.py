@@ -1,7 +1,8 @@
-"""What `abr status` shows: a job as the store has it, once or live (`--watch`).
+"""What `abr status` shows: a job's `Status` (what the Python API's `Job.status()` gives),
+once or live (`--watch`).
 
-Every figure comes from one store snapshot, so the view never runs ahead of the truth: a
-request counts as done only once its result is in the store, not when its batch ends.
+Every figure comes from one look at the store, so the view never runs ahead of the truth:
+a request counts as done only once its result is in the store, not when its batch ends.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..cost.budget import budget_line
-from ..store import ACTIVE_JOB_STATUSES, ENDED_JOB_STATUSES, FINAL_REQUEST_STATUSES, Store
-from ..store.jobs import Snapshot
-from ..views import eta_seconds, look, status_of
+from ..jobs import Job
+from ..store import ACTIVE_JOB_STATUSES, FINAL_REQUEST_STATUSES
+from ..views import Status
+from .render import budget_text
 
 __all__ = [
     "attempts_line",
     "idle_note",
+    "show",
     "status_dict",
     "status_lines",
     "status_view",
@@ -31,12 +33,13 @@ __all__ = [
 ]
 
 WATCH_INTERVAL_S = 1.0  #: seconds between two refreshes of `abr status --watch`
+_ACTIVE = frozenset(status.value for status in ACTIVE_JOB_STATUSES)
 
 
-def idle_note(current: Snapshot, hint: str) -> str | None:
+def idle_note(current: Status, hint: str) -> str | None:
     """What to say of an active job nothing is working on (no worker, no run of it):
     without one, it would wait forever while looking like it waits on Anthropic."""
-    if current.working != 0 or current.job.status not in ACTIVE_JOB_STATUSES:
+    if current.working != 0 or current.status not in _ACTIVE:
         return None
     return f"nothing is working on this job: {hint}" if hint else "nothing is working on this job"
 
@@ -49,17 +52,17 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def _cost(current: Snapshot) -> str:
+def _cost(current: Status) -> str:
     return "—" if current.cost_usd is None else f"${current.cost_usd:,.4f}"
 
 
-def status_dict(current: Snapshot, hint: str = "") -> dict[str, Any]:
+def status_dict(current: Status, hint: str = "") -> dict[str, Any]:
     """What `abr status --json` prints: the Python API's `Status`, and what to run when
     nothing is working on the job."""
-    return status_of(current).as_dict() | {"idle": idle_note(current, hint)}
+    return current.as_dict() | {"idle": idle_note(current, hint)}
 
 
-def attempts_line(current: Snapshot) -> str | None:
+def attempts_line(current: Status) -> str | None:
     """The answers so far by round, when any request needed more than one, or failed."""
     rounds: dict[int, list[str]] = {}
     for row in current.attempts:
@@ -73,84 +76,71 @@ def attempts_line(current: Snapshot) -> str | None:
     )
 
 
-def _summary_line(current: Snapshot) -> str:
-    job = current.job
+def _summary_line(current: Status) -> str:
     finals = ", ".join(
-        f"{status.value} {current.counts.get(status)}" for status in FINAL_REQUEST_STATUSES
+        f"{status.value} {current.counts.get(status.value, 0)}" for status in FINAL_REQUEST_STATUSES
     )
     return (
-        f"{job.id}: {job.status.value} — {current.counts.final}/{job.total_requests} done "
-        f"({finals}); retrying {current.retrying}; ETA {_duration(eta_seconds(current))}; "
+        f"{current.job_id}: {current.status} — {current.done}/{current.total} done "
+        f"({finals}); retrying {current.retrying}; ETA {_duration(current.eta_s)}; "
         f"cost {_cost(current)}"
     )
 
 
-def status_lines(current: Snapshot, hint: str = "") -> list[str]:
+def _notes(current: Status, hint: str) -> list[tuple[str, str]]:
+    """The lines under the summary, with the style each gets on a terminal."""
+    notes = [
+        (budget_text(current.budget), ""),
+        (idle_note(current, hint), "yellow"),
+        (_errors_line(current), ""),
+        (attempts_line(current), ""),
+    ]
+    return [(text, style) for text, style in notes if text]
+
+
+def _errors_line(current: Status) -> str | None:
+    if not current.errors:
+        return None
+    return "errors: " + ", ".join(f"{kind} {n}" for kind, n in sorted(current.errors.items()))
+
+
+def status_lines(current: Status, hint: str = "") -> list[str]:
     """The plain-text view, for logs and pipes."""
-    lines = [_summary_line(current)]
-    budget = budget_line(current.job, current.cost_usd)
-    if budget is not None:
-        lines.append(budget)
-    idle = idle_note(current, hint)
-    if idle:
-        lines.append(idle)
-    if current.errors:
-        lines.append(
-            "errors: " + ", ".join(f"{kind} {n}" for kind, n in sorted(current.errors.items()))
-        )
-    history = attempts_line(current)
-    if history:
-        lines.append(history)
+    lines = [_summary_line(current), *(text for text, _ in _notes(current, hint))]
     for c in current.chunks:
-        age = None if c.submitted_at is None else current.taken_at - c.submitted_at
-        counts = " ".join(f"{k}={v}" for k, v in c.counts.items() if v)
+        counts = " ".join(f"{k}={v}" for k, v in c.request_counts.items() if v)
         lines.append(
-            f"chunk {c.seq} round {c.round}: {c.status.value} {c.batch_id or '-'} "
-            f"{c.request_count} requests {counts} age {_duration(age)}".rstrip()
+            f"chunk {c.seq} round {c.round}: {c.status} {c.batch_id or '-'} "
+            f"{c.requests} requests {counts} age {_duration(c.age_s)}".rstrip()
         )
-    if current.job.error:
-        lines.append(f"error: {current.job.error}")
+    if current.error:
+        lines.append(f"error: {current.error}")
     return lines
 
 
-def status_view(current: Snapshot, hint: str = "") -> Group:
-    """The Rich view: a header, the errors by type, and one row per chunk."""
-    job = current.job
-    header = Text(_summary_line(current), style="bold")
-    parts: list[Any] = [header]
-    budget = budget_line(job, current.cost_usd)
-    if budget is not None:
-        parts.append(Text(budget))
-    idle = idle_note(current, hint)
-    if idle:
-        parts.append(Text(idle, style="yellow"))
-    if current.errors:
-        parts.append(
-            Text("errors: " + ", ".join(f"{k} {n}" for k, n in sorted(current.errors.items())))
-        )
-    history = attempts_line(current)
-    if history:
-        parts.append(Text(history))
-    if job.error:
-        parts.append(Text(f"error: {job.error}", style="red"))
+def status_view(current: Status, hint: str = "") -> Group:
+    """The Rich view: a header, the notes, and one row per chunk."""
+    parts: list[Any] = [Text(_summary_line(current), style="bold")]
+    parts += [Text(text, style=style) for text, style in _notes(current, hint)]
+    if current.error:
+        parts.append(Text(f"error: {current.error}", style="red"))
     table = Table("chunk", "round", "status", "batch", "requests", "counts", "age")
     for c in current.chunks:
-        age = None if c.submitted_at is None else current.taken_at - c.submitted_at
-        counts = ", ".join(f"{k} {v}" for k, v in c.counts.items() if v)
+        counts = ", ".join(f"{k} {v}" for k, v in c.request_counts.items() if v)
         table.add_row(
             str(c.seq),
             str(c.round),
-            c.status.value,
+            c.status,
             c.batch_id or "-",
-            str(c.request_count),
+            str(c.requests),
             counts,
-            _duration(age),
+            _duration(c.age_s),
         )
     parts.append(table)
     return Group(*parts)
 
 
-def show(current: Snapshot, *, as_json: bool, console: Console, hint: str = "") -> None:
+def show(current: Status, *, as_json: bool, console: Console, hint: str = "") -> None:
     """One look; `hint` is what to run when nothing is working on the job."""
     if as_json:
         print(orjson.dumps(status_dict(current, hint)).decode(), flush=True)
@@ -161,35 +151,26 @@ def show(current: Snapshot, *, as_json: bool, console: Console, hint: str = "") 
 
 
 def watch(
-    store: Store,
-    job_pk: int,
+    job: Job,
     *,
     as_json: bool,
     console: Console,
     interval: float = WATCH_INTERVAL_S,
     hint: str = "",
-) -> Snapshot:
+) -> Status:
     """Refresh the view until the job ends (Ctrl-C stops watching, not the job)."""
-    current = look(store, job_pk)
+    current = job.status()
     if as_json or not console.is_terminal:
-        return _watch_plain(store, job_pk, current, as_json=as_json, interval=interval, hint=hint)
+        return _watch_plain(job, current, as_json=as_json, interval=interval, hint=hint)
     with Live(status_view(current, hint), console=console, refresh_per_second=4) as live:
-        while current.job.status not in ENDED_JOB_STATUSES:
+        while not current.ended:
             time.sleep(interval)
-            current = look(store, job_pk)
+            current = job.status()
             live.update(status_view(current, hint))
     return current
 
 
-def _watch_plain(
-    store: Store,
-    job_pk: int,
-    current: Snapshot,
-    *,
-    as_json: bool,
-    interval: float,
-    hint: str,
-) -> Snapshot:
+def _watch_plain(job: Job, current: Status, *, as_json: bool, interval: float, hint: str) -> Status:
     last = ""
     while True:
         if as_json:
@@ -199,8 +180,8 @@ def _watch_plain(
         if line != last:
             print(line, flush=True)
             last = line
-        if current.job.status in ENDED_JOB_STATUSES:
+        if current.ended:
             return current
         time.sleep(interval)
-        current = look(store, job_pk)
+        current = job.status()
         sys.stdout.flush()

@@ -148,8 +148,21 @@ def store_fault(url: str, error: sa.exc.DBAPIError) -> StoreError:
             full,
         )
     if not url.startswith("sqlite") and isinstance(error, sa.exc.OperationalError):
-        return StoreUnavailableError(f"the job store {where} refuses connections ({cause})")
+        reason = f"{where}: {_server_said(cause)}"
+        return StoreUnavailableError(
+            f"the job store cannot be reached ({reason}): start its server or let it take "
+            "connections, then run the command again (a running job waits for it)",
+            reason,
+        )
     return StoreError(f"the job store {where} failed: {cause}")
+
+
+def _server_said(cause: str) -> str:
+    """The server's own words from a driver's message: 'connection to server at "…",
+    port 5432 failed: FATAL:  database "x" is not currently accepting connections' gives
+    'database "x" is not currently accepting connections'."""
+    said = cause.rsplit("failed: ", 1)[-1].removeprefix("FATAL:")
+    return " ".join(said.split())
 
 
 def store_path(url: str) -> str:

@@ -17,6 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from anthropic_batch_request_util.emulator import Emulator, EmulatorConfig
+from anthropic_batch_request_util.errors import StoreUnavailableError
+from anthropic_batch_request_util.store import Store
 
 from .helpers import abr_command, abr_env, read_results, run_abr, write_original
 
@@ -126,3 +128,27 @@ def test_store_refusing_connections_mid_job_is_waited_out(
     assert set(sent.values()) == {1}
     status = run_abr("status", job_id, "--json", emulator=slow_emulator, **env)
     assert orjson.loads(status.stdout)["status"] == "finished"
+
+
+def test_a_give_back_the_store_could_not_take_is_made_once_it_answers(tmp_path: Path) -> None:
+    # Given a store, and a lease release that meets the store unreachable
+    store = Store(f"sqlite:///{tmp_path / 'abr.sqlite3'}")
+    tries: list[int] = []
+
+    def release() -> None:
+        tries.append(1)
+        if len(tries) == 1:
+            raise StoreUnavailableError("the job store cannot be reached")
+
+    # When it is given back, then the store answers again
+    store.give_back(release)
+    assert len(tries) == 1
+    with store.begin():
+        pass
+
+    # Then the release was made after that transaction, once
+    assert len(tries) == 2
+    with store.begin():
+        pass
+    assert len(tries) == 2
+    store.close()

@@ -109,7 +109,13 @@ class BudgetExceededError(AbrError):
 
 
 class StoreUnavailableError(StoreError):
-    """The store's server refuses connections for now (a restart, a failover): waited out."""
+    """The store's server refuses connections for now (a restart, a failover): a run and
+    its workers wait it out; a command that only reads says so. `reason` names the store
+    and what its server said, without the advice the message adds."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        self.reason = reason or message
+        super().__init__(message)
 
 
 class LocalFaultError(AbrError):

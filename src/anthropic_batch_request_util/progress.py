@@ -63,12 +63,14 @@ class ProgressShown:
         if self.hook is not None:
             self.hook(status)
         if self.bar is not None:
-            self._show(status)
+            self._show(status, current.store_waiting)
 
-    def _show(self, status: Status) -> None:
+    def _show(self, status: Status, store_waiting: str | None = None) -> None:
         assert self.bar is not None
         cost = "" if status.cost_usd is None else f"${status.cost_usd:,.4f}"
         detail = " ".join(part for part in (status.status, cost) if part)
+        if store_waiting is not None:  # the last look before the store went away
+            detail += f" — waiting for the job store ({store_waiting}); retrying"
         if self.task is None:
             self.task = self.bar.add_task(status.job_id, total=status.total, detail=detail)
         self.bar.update(self.task, completed=status.done, total=status.total, detail=detail)

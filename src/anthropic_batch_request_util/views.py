@@ -132,6 +132,8 @@ class Status:
     working: int | None  #: live processes moving the job on (workers, a run of it)
     attempts: tuple[dict[str, Any], ...]  #: answers so far by round, outcome, error type
     chunks: tuple[Chunk, ...]
+    #: while the job store cannot be reached: why (this is the last look before it went)
+    store_waiting: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -193,6 +195,7 @@ def status_of(current: Snapshot) -> Status:
             )
             for c in current.chunks
         ),
+        store_waiting=current.store_waiting,
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from anthropic_batch_request_util.emulator import Emulator
 
@@ -66,3 +67,10 @@ def summary(completed: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     last = completed.stdout.strip().splitlines()[-1]
     result: dict[str, Any] = orjson.loads(last)
     return result
+
+
+def unavailable(what: str) -> None:
+    """A service a test needs is down: skipped locally, a failure in CI (CI=true)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is not reachable in CI")
+    pytest.skip(f"{what} is not reachable")

@@ -5,13 +5,11 @@ Locally these skip when Redis or PostgreSQL is down; in CI (CI=true) they fail i
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -19,26 +17,26 @@ from typing import Any
 
 import pytest
 import redis
-import sqlalchemy as sa
 
 from anthropic_batch_request_util.emulator import Emulator, EmulatorConfig
 from anthropic_batch_request_util.engine.worker import READY_LINE
 
-from .helpers import abr_command, abr_env, read_results, run_abr, summary, write_original
+from .helpers import (
+    abr_command,
+    abr_env,
+    read_results,
+    run_abr,
+    summary,
+    unavailable,
+    write_original,
+)
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DISTRIBUTED = {
     "ABR_CELERY_RECONCILE_INTERVAL": "0.5",
     "ABR_CELERY_STALE_AFTER": "2",
     "ABR_CELERY_WORKER_CONCURRENCY": "3",
 }
-
-
-def _unavailable(what: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is not reachable in CI")
-    pytest.skip(f"{what} is not reachable")
 
 
 @pytest.fixture
@@ -49,28 +47,11 @@ def redis_url() -> Iterator[str]:
     try:
         client.ping()
     except redis.exceptions.ConnectionError:
-        _unavailable("Redis")
+        unavailable("Redis")
     client.flushdb()
     yield f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
     client.flushdb()
     client.close()
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL database of this test's own, dropped afterwards."""
-    name = f"abr_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError:
-        admin.dispose()
-        _unavailable("PostgreSQL")
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @contextmanager

@@ -99,6 +99,7 @@ class Progress(_Bar):
         )
         self.last_line = ""
         self.last_time = 0.0
+        self.waiting = False  #: the waiting line was shown and the store is not back yet
 
     def stored(self, job: Job) -> None:
         """The job the input's requests are (`on_stored`)."""
@@ -109,7 +110,7 @@ class Progress(_Bar):
 
     def update(self, current: Status) -> None:
         """One look at the job (the API's progress hook)."""
-        if not self.enabled:
+        if not self.enabled or self._store_waiting(current):
             return
         done, total = current.done, current.total
         detail = f"batches: {_chunk_line(current)}"
@@ -125,6 +126,27 @@ class Progress(_Bar):
         if changed or elapsed >= PLAIN_HEARTBEAT_S:
             print(line, file=sys.stderr, flush=True)
             self.last_line, self.last_time = line, time.monotonic()
+
+    def _store_waiting(self, current: Status) -> bool:
+        """Say once per outage that the run waits for its store, and once that it is back;
+        whether this look is one taken before the outage (nothing else to show)."""
+        if current.store_waiting is None:
+            if self.waiting:
+                self.waiting = False
+                self._line(f"{current.job_id}: the job store is back; carrying on")
+            return False
+        if not self.waiting:
+            self.waiting = True
+            self._line(
+                f"{current.job_id}: waiting for the job store ({current.store_waiting}); retrying"
+            )
+        return True
+
+    def _line(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=sys.stderr, flush=True)
 
 
 def outcome(job: Job, flags: str = "", *, found_again: bool = False) -> None:

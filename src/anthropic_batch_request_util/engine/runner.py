@@ -8,11 +8,12 @@ Redis broker the work goes to `abr worker` processes and this process only watch
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext, suppress
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ from ..config import (
     settings_from_dict,
     uses_local_broker,
 )
-from ..errors import ApiError, LocalFaultError, UsageError
+from ..errors import ApiError, LocalFaultError, StoreUnavailableError, UsageError
 from ..inputs import InputFormat, Request
 from ..output import records_path, results_path, write_outputs, write_record
 from ..store import ENDED_JOB_STATUSES, ChunkStatus, JobStatus, Store, exports
@@ -57,10 +58,14 @@ __all__ = [
     "run_stream",
 ]
 
+log = logging.getLogger(__name__)
+
 WATCH_INTERVAL_S = 0.25  #: seconds between two looks at the store while waiting, at least
 END_CHECK_S = 0.1  #: seconds between two checks of whether the job has ended (one row)
 WATCH_COST_FACTOR = 20  #: wait this many times as long as the last look took
 RECONCILE_INTERVAL_S = 30.0  #: seconds between re-queuing work the store says is due
+STORE_WAIT_FIRST_S = 0.5  #: seconds before looking again at a store that cannot be reached
+STORE_WAIT_MAX_S = 5.0  #: seconds between such looks at most (the wait doubles up to it)
 
 
 @dataclass
@@ -355,18 +360,23 @@ def _watch(
     on_progress: ProgressCallback | None,
 ) -> Snapshot | None:
     """Follow the job until it ends (or, with --no-wait, until every chunk is submitted);
-    the last look at it, or None when it was left running."""
+    the last look at it, or None when it was left running. A store that cannot be reached
+    is waited for, and said so; the job carries on when it is back."""
     from . import tasks
     from .reconcile import advance_job
 
     last_reconcile = time.monotonic()
+    outage = _StoreWait(on_progress)
     while True:
-        started = time.monotonic()
-        current = snapshot(store, job_pk)
-        if not local:  # the work is on `abr worker`s: say when there is none
-            with store.begin() as conn:
-                current.working = working_on(conn, job_pk)
-        looked = time.monotonic() - started
+        try:
+            started = time.monotonic()
+            current = _look(store, job_pk, local)
+            looked = time.monotonic() - started
+        except StoreUnavailableError as error:
+            outage.wait(error)
+            continue
+        if outage.over(current):
+            last_reconcile = -RECONCILE_INTERVAL_S  # steps may have been dropped meanwhile
         if on_progress is not None:
             on_progress(current)
         if current.job.status in ENDED_JOB_STATUSES:
@@ -376,13 +386,48 @@ def _watch(
             raise LocalFaultError(f"job {current.job.id} stopped: {stopped}")
         if not wait and (not local or _all_sent(current)):
             return None
-        if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_S:
-            tasks.enqueue(advance_job(rt, job_pk))
-            last_reconcile = time.monotonic()
-        # a snapshot of a large job is several full counts: take them less often, so that
-        # watching never takes more than a small share of the time the workers need, but
-        # notice at once when the job ends
-        _wait_unless_ended(store, job_pk, max(WATCH_INTERVAL_S, looked * WATCH_COST_FACTOR))
+        with suppress(StoreUnavailableError):  # the next look waits for the store
+            if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_S:
+                tasks.enqueue(advance_job(rt, job_pk))
+                last_reconcile = time.monotonic()
+            # a snapshot of a large job is several full counts: take them less often, so
+            # that watching never takes more than a small share of the time the workers
+            # need, but notice at once when the job ends
+            _wait_unless_ended(store, job_pk, max(WATCH_INTERVAL_S, looked * WATCH_COST_FACTOR))
+
+
+def _look(store: Store, job_pk: int, local: bool) -> Snapshot:
+    current = snapshot(store, job_pk)
+    if not local:  # the work is on `abr worker`s: say when there is none
+        with store.begin() as conn:
+            current.working = working_on(conn, job_pk)
+    return current
+
+
+@dataclass
+class _StoreWait:
+    """Waiting for a store that cannot be reached: backing off up to STORE_WAIT_MAX_S,
+    showing the last look at the job with the reason."""
+
+    on_progress: ProgressCallback | None
+    last: Snapshot | None = None
+    delay: float = 0.0
+
+    def wait(self, error: StoreUnavailableError) -> None:
+        if not self.delay:
+            log.warning("waiting for the job store (%s)", error.reason)
+        if self.on_progress is not None and self.last is not None:
+            self.on_progress(replace(self.last, store_waiting=error.reason))
+        self.delay = min(STORE_WAIT_MAX_S, max(STORE_WAIT_FIRST_S, self.delay * 2))
+        time.sleep(self.delay)
+
+    def over(self, current: Snapshot) -> bool:
+        """Note a look that worked; whether it ends a wait."""
+        self.last = current
+        waited, self.delay = bool(self.delay), 0.0
+        if waited:
+            log.warning("the job store is back")
+        return waited
 
 
 def _wait_unless_ended(store: Store, job_pk: int, seconds: float) -> None:

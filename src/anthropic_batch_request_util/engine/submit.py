@@ -118,7 +118,7 @@ def _create_turn(rt: Runtime, lease: chunk_rows.Lease, *, first: bool) -> Iterat
                 yield turn
         finally:
             if not turn.released:
-                chunk_rows.end_create_turn(rt.store, token)
+                rt.store.give_back(lambda: chunk_rows.end_create_turn(rt.store, token))
 
 
 def _send(

@@ -19,7 +19,7 @@ from celery.utils.timer2 import Timer
 
 from ..api import make_client
 from ..config import Settings, database_url, load_settings, require_api_key, uses_local_broker
-from ..errors import LocalFaultError, StoreError
+from ..errors import LocalFaultError, StoreError, StoreUnavailableError
 from ..output import local_fault
 from ..store import ACTIVE_JOB_STATUSES, Connection, Store
 from ..store import chunks as chunk_rows
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 VISIBILITY_TIMEOUT_S = 3600
 MEMORY_POLL_S = 0.01  #: seconds between looks at the in-process queue
 STEP_RETRY_S = 2.0  #: seconds before a step that raised unexpectedly runs again
+STORE_RETRY_MAX_S = 30.0  #: seconds at most between tries of a step while the store is down
 #: tries of a step that meets a local fault waiting cannot cure (a full disk, a read-only
 #: folder) before the job is stopped for the user: STEP_RETRY_S apart, so seconds in all
 LOCAL_FAULT_TRIES = 3
@@ -109,8 +110,10 @@ def enqueue(actions: Iterable[Action]) -> None:
 
 def _make_task(step: Step, function: Callable[[Runtime, int], list[Action]]) -> Any:
     """A Celery task that runs one engine step and queues what it says comes next.
-    A step that fails unexpectedly is tried again later; its lease was given back. A local
-    fault that waiting cannot cure stops the job after LOCAL_FAULT_TRIES tries instead."""
+    A step that fails unexpectedly is tried again later; its lease was given back. A store
+    that cannot be reached is waited for, backing off; nothing is marked (the step, found
+    where the store says it stands, is simply run again). A local fault that waiting
+    cannot cure stops the job after LOCAL_FAULT_TRIES tries instead."""
 
     @app.task(name=f"abr.{step.value}", bind=True, max_retries=None)
     def task(self: Any, target: int) -> None:
@@ -118,12 +121,22 @@ def _make_task(step: Step, function: Callable[[Runtime, int], list[Action]]) -> 
             if not job_moves_on(runtime(), step, target):
                 return  # a failed (or finished) job stays as it is until the user acts
             actions = _run_step(step, function, target)
+        except StoreUnavailableError as error:
+            wait = _store_backoff(self.request.retries)
+            log.warning("%s(%s): %s; trying again in %ss", step.value, target, error.reason, wait)
+            raise self.retry(exc=error, countdown=wait) from error
         except Exception as error:
             log.exception("%s(%s) failed; trying again in %ss", step.value, target, STEP_RETRY_S)
             raise self.retry(exc=error, countdown=STEP_RETRY_S) from error
         enqueue(actions)
 
     return task
+
+
+def _store_backoff(retries: int) -> float:
+    """Seconds before the next try of a step the store was unreachable for: doubling from
+    STEP_RETRY_S, at most STORE_RETRY_MAX_S, so a store that comes back is used soon."""
+    return float(min(STORE_RETRY_MAX_S, STEP_RETRY_S * 2 ** min(retries, 8)))
 
 
 def _run_step(

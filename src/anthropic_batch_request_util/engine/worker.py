@@ -25,7 +25,7 @@ from typing import Any
 from celery import signals
 
 from ..config import Settings, database_url, logs_dir, require_api_key
-from ..errors import UsageError
+from ..errors import StoreUnavailableError, UsageError
 from ..store import Store
 from ..store.locks import pid_alive, try_lock
 from ..store.workers import beating, heartbeat_name
@@ -88,6 +88,8 @@ class _Reconciler:
         while not self.stop.wait(interval):
             try:
                 self.run_once()
+            except StoreUnavailableError as error:  # the next pass waits for it
+                log.warning("reconciler: waiting for the job store (%s)", error.reason)
             except Exception:
                 log.exception("reconciler pass failed")
 

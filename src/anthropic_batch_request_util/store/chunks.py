@@ -165,7 +165,7 @@ def leased(
         with locks.heartbeat(lambda: renew(store, lease)):
             yield lease
     finally:
-        release(store, lease)
+        store.give_back(lambda: release(store, lease))
 
 
 def renew(store: Store, lease: Lease) -> bool:

@@ -11,8 +11,9 @@ SQLAlchemy's message, which holds the statement and a link.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,9 @@ class Store:
                 f"cannot make the folder of the job store {store_path(url)}: "
                 f"{error.strerror}: choose another --output, or set database_url"
             ) from error
+        #: give-backs (of leases, locks) the store could not take when it was unreachable
+        self._owed: list[Callable[[], object]] = []
+        self._owed_lock = threading.Lock()
         with self.begin():  # a damaged file fails here, with its own message
             pass
         self.migrate()
@@ -94,6 +98,25 @@ class Store:
             raise
         except sa.exc.DBAPIError as error:
             raise store_fault(self.url, error) from error
+        if self._owed:
+            self._settle()
+
+    def give_back(self, release: Callable[[], object]) -> None:
+        """Run `release` (a lease or lock given back); if the store cannot be reached, run
+        it after the next transaction that works, so that what this process held is free
+        again as soon as the store is back, not when it expires. Releases are fenced by
+        token: a late one frees nothing that was taken over meanwhile."""
+        try:
+            release()
+        except StoreUnavailableError:
+            with self._owed_lock:
+                self._owed.append(release)
+
+    def _settle(self) -> None:
+        with self._owed_lock:
+            owed, self._owed = self._owed, []
+        for release in owed:
+            self.give_back(release)
 
     def migrate(self) -> None:
         """Apply the migrations this store has not seen yet, in order."""
@@ -148,8 +171,21 @@ def store_fault(url: str, error: sa.exc.DBAPIError) -> StoreError:
             full,
         )
     if not url.startswith("sqlite") and isinstance(error, sa.exc.OperationalError):
-        return StoreUnavailableError(f"the job store {where} refuses connections ({cause})")
+        reason = f"{where}: {_server_said(cause)}"
+        return StoreUnavailableError(
+            f"the job store cannot be reached ({reason}): start its server or let it take "
+            "connections, then run the command again (a running job waits for it)",
+            reason,
+        )
     return StoreError(f"the job store {where} failed: {cause}")
+
+
+def _server_said(cause: str) -> str:
+    """The server's own words from a driver's message: 'connection to server at "…",
+    port 5432 failed: FATAL:  database "x" is not currently accepting connections' gives
+    'database "x" is not currently accepting connections'."""
+    said = cause.rsplit("failed: ", 1)[-1].removeprefix("FATAL:")
+    return " ".join(said.split())
 
 
 def store_path(url: str) -> str:

@@ -417,6 +417,9 @@ class Snapshot:
     taken_at: float = field(default_factory=time.time)
     #: live processes that can move the job on (workers, a run of it); None: not looked
     working: int | None = None
+    #: set by the runner while the store cannot be reached: this look is the last one
+    #: taken before, and this says why no newer one can be
+    store_waiting: str | None = None
     #: every answer so far, summed by round, outcome and error type (`attempt_history`);
     #: filled only by a full look, not by the frequent progress snapshots
     attempts: list[dict[str, Any]] = field(default_factory=list)

@@ -108,8 +108,12 @@ def held_lock(store: Store, name: str, owner: str, ttl_s: float = LOCK_S) -> Ite
         with heartbeat(lambda: renew(store, name, token, ttl_s)):
             yield True
     finally:
-        with store.begin() as conn:
-            release(conn, name, token)
+        store.give_back(lambda: _release_now(store, name, token))
+
+
+def _release_now(store: Store, name: str, token: int) -> None:
+    with store.begin() as conn:
+        release(conn, name, token)
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from contextlib import contextmanager, suppress
 
 import sqlalchemy as sa
 
+from ..errors import StoreError
 from .db import Connection, Store, now
 from .locks import heartbeat
 from .schema import locks
@@ -82,5 +83,5 @@ def beating(store: Store, name: str) -> Iterator[None]:
         with heartbeat(lambda: beat(store, name), HEARTBEAT_EVERY_S):
             yield
     finally:
-        with suppress(sa.exc.SQLAlchemyError):  # the beat expires on its own
+        with suppress(sa.exc.SQLAlchemyError, StoreError):  # the beat expires on its own
             forget(store, name)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import output
-from ..cost.budget import BUDGET, CANARY, CanaryReport
+from ..cost.budget import CanaryReport, budget_line
 from ..cost.pricing import format_usd
 from ..errors import UsageError
 from ..jobs import Job
@@ -163,7 +163,7 @@ def outcome(job: Job, flags: str = "", *, found_again: bool = False) -> None:
         stdout.print(
             f"Cost:    {format_usd(summary['cost_usd'])} (batch prices, cache tokens included)"
         )
-    budget = budget_text(summary["budget"])
+    budget = budget_line(summary["budget"])
     if budget is not None:
         stdout.print(f"Budget:  {budget}")
     if ended:
@@ -176,18 +176,6 @@ def outcome(job: Job, flags: str = "", *, found_again: bool = False) -> None:
     if summary["stop_note"] is None:
         stdout.print(f"Resume with:  abr resume {job.id}{flags}")
     stdout.print(f"Cancel with:  abr cancel {job.id}{flags}")
-
-
-def budget_text(budget: dict[str, Any] | None) -> str | None:
-    """The budget of a `Status` or a summary, for people; None for a job without one."""
-    if budget is None:
-        return None
-    line = f"budget {format_usd(budget['max_cost_usd'])}, spent {format_usd(budget['spent_usd'])}"
-    if budget["stopped"] == BUDGET:
-        line += " — stopped: nothing more fits (abr resume JOB --max-cost USD goes on)"
-    elif budget["stopped"] == CANARY:
-        line += " — paused after the canary (abr resume JOB sends the rest)"
-    return line
 
 
 def _since(job: Job) -> str:

@@ -17,10 +17,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..cost.budget import budget_line
 from ..jobs import Job
 from ..store import ACTIVE_JOB_STATUSES, FINAL_REQUEST_STATUSES
 from ..views import Status
-from .render import budget_text
 
 __all__ = [
     "attempts_line",
@@ -90,7 +90,7 @@ def _summary_line(current: Status) -> str:
 def _notes(current: Status, hint: str) -> list[tuple[str, str]]:
     """The lines under the summary, with the style each gets on a terminal."""
     notes = [
-        (budget_text(current.budget), ""),
+        (budget_line(current.budget), ""),
         (idle_note(current, hint), "yellow"),
         (_errors_line(current), ""),
         (attempts_line(current), ""),

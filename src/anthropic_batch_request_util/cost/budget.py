@@ -179,14 +179,14 @@ def budget_dict(job: job_rows.Job, spent: float | None) -> dict[str, Any] | None
     }
 
 
-def budget_line(job: job_rows.Job, spent: float | None) -> str | None:
-    """The budget for people; None for a job without one."""
-    if job.max_cost_usd is None:
+def budget_line(budget: dict[str, Any] | None) -> str | None:
+    """A `budget_dict` for people; None for a job without a budget."""
+    if budget is None:
         return None
-    line = f"budget {format_usd(job.max_cost_usd)}, spent {format_usd(spent or 0.0)}"
-    if job.status == JobStatus.PAUSED and job.stop_reason == BUDGET:
+    line = f"budget {format_usd(budget['max_cost_usd'])}, spent {format_usd(budget['spent_usd'])}"
+    if budget["stopped"] == BUDGET:
         line += " — stopped: nothing more fits (abr resume JOB --max-cost USD goes on)"
-    elif job.status == JobStatus.PAUSED and job.stop_reason == CANARY:
+    elif budget["stopped"] == CANARY:
         line += " — paused after the canary (abr resume JOB sends the rest)"
     return line
 

@@ -324,3 +324,18 @@ def test_retry_sends_the_errored_requests_again() -> None:
     assert count == 6
     assert {r.status for r in job.results()} == {"succeeded"}
     assert all(r.attempts == 2 for r in job.results())
+
+
+def test_requests_from_code_are_checked_like_a_file_before_anything_is_created(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # Given settings naming a pricing file that does not exist
+    settings = abr.Settings(pricing_file=str(tmp_path / "missing.yaml"))
+
+    # When requests from a generator are run with them
+    with pytest.raises(abr.SettingsError, match="missing.yaml"):
+        abr.run(pairs(3), settings=settings, progress=False)
+
+    # Then nothing was stored or sent, as `abr run FILE` would have refused
+    assert not (Path("output") / "abr.sqlite3").exists()
+    assert calls(emulator, "create") == 0

@@ -142,11 +142,7 @@ def run_job(
         budget.apply_budget(store, found.job_pk, max_cost)
         if canary is not None:
             budget.hold_canary(store, found.job_pk, canary)
-        if on_ingested is not None:
-            on_ingested(found)
-        outcome = _drive(store, settings, api_key, found.job_pk, wait, on_progress)
-        outcome.created = found.created
-        return outcome
+        return _drive_ingested(store, settings, api_key, found, wait, on_progress, on_ingested)
 
 
 def run_stream(
@@ -161,6 +157,7 @@ def run_stream(
 ) -> Outcome:
     """`run_job` for requests that come from code (`inputs.iterable`), stored as they come."""
     api_key = require_api_key()
+    check_before_creating(settings)
     _import_in_background()
     with open_store(settings) as store:
         found = ingest_stream(
@@ -171,11 +168,24 @@ def run_stream(
             name=name,
             input_format=input_format,
         )
-        if on_ingested is not None:
-            on_ingested(found)
-        outcome = _drive(store, settings, api_key, found.job_pk, wait, on_progress)
-        outcome.created = found.created
-        return outcome
+        return _drive_ingested(store, settings, api_key, found, wait, on_progress, on_ingested)
+
+
+def _drive_ingested(
+    store: Store,
+    settings: Settings,
+    api_key: str,
+    found: Ingested,
+    wait: bool,
+    on_progress: ProgressCallback | None,
+    on_ingested: Callable[[Ingested], None] | None,
+) -> Outcome:
+    """Drive a job ingest just made or found, saying which it was."""
+    if on_ingested is not None:
+        on_ingested(found)
+    outcome = _drive(store, settings, api_key, found.job_pk, wait, on_progress)
+    outcome.created = found.created
+    return outcome
 
 
 def resume_job(

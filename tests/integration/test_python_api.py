@@ -333,7 +333,7 @@ def test_requests_from_code_are_checked_like_a_file_before_anything_is_created(
     settings = abr.Settings(pricing_file=str(tmp_path / "missing.yaml"))
 
     # When requests from a generator are run with them
-    with pytest.raises(abr.SettingsError, match="missing.yaml"):
+    with pytest.raises(abr.SettingsError, match=r"missing\.yaml"):
         abr.run(pairs(3), settings=settings, progress=False)
 
     # Then nothing was stored or sent, as `abr run FILE` would have refused

@@ -14,7 +14,7 @@ from rich.console import Console
 from .store.jobs import Snapshot
 from .views import Status, status_of
 
-__all__ = ["ProgressHook", "ProgressOption", "ProgressShown"]
+__all__ = ["ProgressHook", "ProgressOption", "ProgressShown", "RichBar"]
 
 #: a function given every new `Status` of a job while it is driven
 ProgressHook = Callable[[Status], object]
@@ -22,27 +22,22 @@ ProgressHook = Callable[[Status], object]
 ProgressOption = bool | ProgressHook
 
 
-class ProgressShown:
-    """A context in which `update` shows a job's progress the way `option` asks."""
+class RichBar:
+    """One Rich progress bar on `console` while the block runs, when `shown`; `bar` is
+    None otherwise, and `show` must not be called then."""
 
-    def __init__(self, option: ProgressOption, console: Console | None = None) -> None:
-        self.hook: ProgressHook | None = option if callable(option) else None
-        self.console = console or Console(stderr=True)
-        visible = self.console.is_terminal or self.console.is_jupyter
-        self.wanted = option is True and visible
+    def __init__(
+        self, shown: bool, console: Console, *columns: rich.progress.ProgressColumn
+    ) -> None:
+        self.shown = shown
+        self.console = console
+        self.columns = columns
         self.bar: rich.progress.Progress | None = None
         self.task: rich.progress.TaskID | None = None
 
     def __enter__(self) -> Self:
-        if self.wanted:
-            self.bar = rich.progress.Progress(
-                rich.progress.TextColumn("[bold]{task.description}"),
-                rich.progress.BarColumn(),
-                rich.progress.MofNCompleteColumn(),
-                rich.progress.TimeElapsedColumn(),
-                rich.progress.TextColumn("{task.fields[detail]}"),
-                console=self.console,
-            )
+        if self.shown:
+            self.bar = rich.progress.Progress(*self.columns, console=self.console)
             self.bar.__enter__()
         return self
 
@@ -55,6 +50,30 @@ class ProgressShown:
         if self.bar is not None:
             self.bar.__exit__(kind, value, tb)
 
+    def show(self, description: str, done: int, total: int, detail: str = "") -> None:
+        assert self.bar is not None
+        if self.task is None:
+            self.task = self.bar.add_task(description, total=total, detail=detail)
+        self.bar.update(self.task, completed=done, total=total, detail=detail)
+
+
+class ProgressShown(RichBar):
+    """A context in which `update` shows a job's progress the way `option` asks."""
+
+    def __init__(self, option: ProgressOption, console: Console | None = None) -> None:
+        self.hook: ProgressHook | None = option if callable(option) else None
+        shown_on = console or Console(stderr=True)
+        visible = shown_on.is_terminal or shown_on.is_jupyter
+        super().__init__(
+            option is True and visible,
+            shown_on,
+            rich.progress.TextColumn("[bold]{task.description}"),
+            rich.progress.BarColumn(),
+            rich.progress.MofNCompleteColumn(),
+            rich.progress.TimeElapsedColumn(),
+            rich.progress.TextColumn("{task.fields[detail]}"),
+        )
+
     def update(self, current: Snapshot) -> None:
         """Show one look at the job (the runner's `on_progress`)."""
         if self.hook is None and self.bar is None:
@@ -66,11 +85,8 @@ class ProgressShown:
             self._show(status, current.store_waiting)
 
     def _show(self, status: Status, store_waiting: str | None = None) -> None:
-        assert self.bar is not None
         cost = "" if status.cost_usd is None else f"${status.cost_usd:,.4f}"
         detail = " ".join(part for part in (status.status, cost) if part)
         if store_waiting is not None:  # the last look before the store went away
             detail += f" — waiting for the job store ({store_waiting}); retrying"
-        if self.task is None:
-            self.task = self.bar.add_task(status.job_id, total=status.total, detail=detail)
-        self.bar.update(self.task, completed=status.done, total=status.total, detail=detail)
+        self.show(status.job_id, status.done, status.total, detail)

@@ -6,8 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import orjson
 import rich.progress
@@ -20,6 +19,7 @@ from ..cost.budget import CanaryReport, budget_line
 from ..cost.pricing import format_usd
 from ..errors import UsageError
 from ..jobs import Job
+from ..progress import RichBar
 from ..store import ACTIVE_JOB_STATUSES, JobStatus, RequestStatus
 from ..views import Status
 
@@ -53,36 +53,13 @@ def _counts_line(finals: dict[str, int], retrying: int = 0) -> str:
     return ", ".join(parts) or "none done yet"
 
 
-class _Bar:
+class _Bar(RichBar):
     """A Rich progress bar on stderr while the block runs, when stderr is a terminal."""
 
     def __init__(self, enabled: bool, *columns: rich.progress.ProgressColumn) -> None:
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
-        self.columns = columns
-        self.bar: rich.progress.Progress | None = None
-        self.task: rich.progress.TaskID | None = None
-
-    def __enter__(self) -> Self:
-        if self.enabled and self.tty:
-            self.bar = rich.progress.Progress(*self.columns, console=stderr)
-            self.bar.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(kind, value, tb)
-
-    def show(self, description: str, done: int, total: int, detail: str = "") -> None:
-        assert self.bar is not None
-        if self.task is None:
-            self.task = self.bar.add_task(description, total=total, detail=detail)
-        self.bar.update(self.task, completed=done, total=total, detail=detail)
+        super().__init__(enabled and self.tty, stderr, *columns)
 
 
 class Progress(_Bar):

@@ -10,7 +10,10 @@ from pathlib import Path
 __all__ = ["console_logging", "setup_logging"]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
-LOGGERS = ("anthropic_batch_request_util", "celery", "anthropic")
+#: abr first; the libraries whose warnings and errors belong in the log, not on the terminal
+#: (SQLAlchemy reports a cursor it could not close, a dropped store connection, with a
+#: traceback that would otherwise reach stderr through logging's last resort)
+LOGGERS = ("anthropic_batch_request_util", "celery", "anthropic", "sqlalchemy")
 
 
 class _JobLog(logging.FileHandler):

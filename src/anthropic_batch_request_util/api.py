@@ -26,9 +26,7 @@ from .pacing import calls_exhausted, event_hooks
 __all__ = [
     "DOWNLOAD_ERRORS",
     "HttpFailure",
-    "ResultDisposition",
     "classify_http_error",
-    "classify_result",
     "create_batch",
     "download_results",
     "error_message",
@@ -47,7 +45,6 @@ UPLOAD_CHUNK_BYTES = 4 << 20
 #: what a broken download can raise: API errors, a cut stream, a full disk
 DOWNLOAD_ERRORS = (anthropic.AnthropicError, httpx2.HTTPError, OSError)
 
-RETRYABLE_RESULT_ERRORS = frozenset({"api_error", "overloaded_error"})
 #: seconds to wait after an HTTP failure when the server gives no retry-after
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 60.0  #: seconds; the longest wait between two HTTP attempts
@@ -59,13 +56,6 @@ class HttpFailure(StrEnum):
     RETRY = "retry"  #: not processed (429 and the like): wait, then send again
     AMBIGUOUS = "ambiguous"  #: may have been processed (dropped connection, 5xx, timeout)
     FATAL = "fatal"  #: will not succeed if repeated (400, 401, 403, 404, 413)
-
-
-class ResultDisposition(StrEnum):
-    """What to do with one result row of a batch."""
-
-    FINAL = "final"  #: the request has its answer (or an error retrying cannot fix)
-    RETRY = "retry"  #: send it again in a new chunk, while attempts remain
 
 
 def make_client(
@@ -110,15 +100,6 @@ def classify_http_error(error: BaseException) -> HttpFailure:
             return HttpFailure.AMBIGUOUS
         return HttpFailure.FATAL
     return HttpFailure.AMBIGUOUS
-
-
-def classify_result(result_type: str, error_type: str | None) -> ResultDisposition:
-    """Retry by error type: server trouble and expiry are retried; bad requests never."""
-    if result_type == "expired":
-        return ResultDisposition.RETRY
-    if result_type == "errored" and error_type in RETRYABLE_RESULT_ERRORS:
-        return ResultDisposition.RETRY
-    return ResultDisposition.FINAL
 
 
 def retry_after_seconds(error: BaseException, attempt: int) -> float:

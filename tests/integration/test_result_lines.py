@@ -113,11 +113,11 @@ def test_lines_given_a_slice_at_a_time_are_stored_whole_and_in_order(
         random.Random(7).shuffle(answers)
     answers.append((17, _answer(17, "again")))
     with store.begin() as conn:
-        writer = result_lines.ChunkLineWriter(conn, job_pk, chunk_ids[0])
+        writer = result_lines.ChunkLineWriter(job_pk, chunk_ids[0])
         try:
             for start in range(0, len(answers), 6):
                 writer.add(answers[start : start + 6])
-            writer.finish()
+            result_lines.insert_segments(conn, writer.segments())
         finally:
             writer.close()
         segments = conn.execute(sa.text("SELECT count(*) FROM result_lines")).scalar_one()

@@ -6,6 +6,7 @@ drives them.
     poll       watch all of a job's batches in flight with list pages, until each ends
     fetch      download its results once and store every answer
     answers    what one results line makes of its request (pure)
+    helper     a child process that reads results files beside the threads' one core
     retry      cut the requests to retry into new chunks
     finalize   write the results file and the record once every request has ended
     cancel     cancel a job's batches

@@ -3,35 +3,41 @@ an `Answer` out (status, usage, cost, the results-file line); the store writes t
 
 A download is spooled to a temporary file first and read here only once complete (every
 line parses, one per request), so a broken stream is simply fetched again: nothing is
-half-written and nothing is counted twice. The answers are spooled in turn, a slice at a
-time, and handed to the store a slice at a time: memory holds a slice, not a batch.
+half-written and nothing is counted twice. The answers are written to files in turn, a
+slice at a time, and handed to the store a slice at a time: memory holds a slice, not a
+batch. Reading a results file takes only paths and plain values, and gives files and plain
+values back, so that it can run in the helper process (helper.py).
 """
 
 from __future__ import annotations
 
 import logging
 import marshal
-import tempfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 
-from ..api import ResultDisposition, classify_result
 from ..config import ResponseFormat, Settings
 from ..cost.pricing import PriceTable, cost_usd
 from ..errors import SettingsError
 from ..store import RequestStatus
 from ..store.requests import Answer, AnswerRow
+from ..store.result_lines import ChunkLineWriter, SegmentRow
 
 __all__ = [
     "ANSWER_SLICE",
     "ENDED_UNANSWERED",
     "NOT_WHOLE_ERRORS",
+    "RETRYABLE_RESULT_ERRORS",
     "IncompleteResults",
     "ReadResults",
+    "ResultDisposition",
     "answer_of",
+    "classify_result",
     "read_answers",
 ]
 
@@ -49,41 +55,50 @@ ENDED_UNANSWERED = {
     "expired": "the batch ended (after 24 hours) before this request was processed",
     "canceled": "the batch was canceled before this request was processed",
 }
+RETRYABLE_RESULT_ERRORS = frozenset({"api_error", "overloaded_error"})
+
+
+class ResultDisposition(StrEnum):
+    """What to do with one result row of a batch."""
+
+    FINAL = "final"  #: the request has its answer (or an error retrying cannot fix)
+    RETRY = "retry"  #: send it again in a new chunk, while attempts remain
+
+
+def classify_result(result_type: str, error_type: str | None) -> ResultDisposition:
+    """Retry by error type: server trouble and expiry are retried; bad requests never."""
+    if result_type == "expired":
+        return ResultDisposition.RETRY
+    if result_type == "errored" and error_type in RETRYABLE_RESULT_ERRORS:
+        return ResultDisposition.RETRY
+    return ResultDisposition.FINAL
 
 
 ANSWER_SLICE = 5000  #: answers held in memory at a time, while read and while written
-_SIZE_BYTES = 8  #: bytes of the size before each spooled slice
+_SIZE_BYTES = 8  #: bytes of the size before each marshalled part
 
 
+@dataclass(frozen=True)
 class ReadResults:
-    """A whole results file, read: the answers to the chunk's requests, spooled to an
-    anonymous temporary file a slice at a time (memory holds a slice, not a batch), and
-    the input indexes of its requests the file did not answer (only after a mistaken
-    reconcile). Close it to drop the spool."""
+    """A whole results file, read: the answers to the chunk's requests in a file of
+    marshalled slices; with `segments`, their lines apart, sorted into the chunk's
+    segments (store/result_lines.py) in a file of their own, the answers' lines left
+    empty; and the input indexes of its requests the file did not answer (only after a
+    mistaken reconcile). The caller owns the files."""
 
-    def __init__(self, spool: BinaryIO, count: int, missing: list[int]) -> None:
-        self._spool, self.count, self.missing = spool, count, missing
+    answers: Path
+    count: int
+    missing: list[int]
+    segments: Path | None = None
 
     def slices(self) -> Iterator[list[AnswerRow]]:
         """The answers as rows, in the order of the results file, `ANSWER_SLICE` at a time."""
-        self._spool.seek(0)
-        for _ in range(self._slices):
-            size = int.from_bytes(self._spool.read(_SIZE_BYTES), "little")
-            rows: list[AnswerRow] = marshal.loads(self._spool.read(size))
-            yield rows
+        yield from _parts(self.answers)
 
-    @property
-    def _slices(self) -> int:
-        return -(-self.count // ANSWER_SLICE)
-
-    def close(self) -> None:
-        self._spool.close()
-
-    def __enter__(self) -> ReadResults:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def segment_rows(self) -> Iterator[SegmentRow]:
+        """The chunk's lines as segment rows, in input order (none without `segments`)."""
+        if self.segments is not None:
+            yield from _parts(self.segments)
 
 
 def read_answers(
@@ -93,23 +108,34 @@ def read_answers(
     batch_id: str | None,
     settings: Settings,
     prices: PriceTable | None,
+    out_dir: Path,
+    segments_of: tuple[int, int] | None = None,
 ) -> ReadResults:
-    """Every line of a downloaded results file as the answer it gives its request.
-    `members` maps the chunk's custom_ids to (input index, attempts before this one).
-    Lines for other custom_ids are left out: a reconciled batch is confirmed by its
-    custom_ids. Raises one of `NOT_WHOLE_ERRORS` when the download is not whole, before
-    the caller has written anything."""
-    # closed by the caller through ReadResults, once the answers are written
-    out = tempfile.TemporaryFile(prefix="abr-answers-")  # noqa: SIM115
+    """Every line of a downloaded results file as the answer it gives its request, written
+    to files in `out_dir`. `members` maps the chunk's custom_ids to (input index, attempts
+    before this one). Lines for other custom_ids are left out: a reconciled batch is
+    confirmed by its custom_ids. With `segments_of` = (job pk, chunk id), a first-round
+    chunk's, the lines go apart, as the chunk's segments. Raises one of `NOT_WHOLE_ERRORS`
+    when the download is not whole, before the caller has written anything."""
+    answers = out_dir / "answers"
+    segments = out_dir / "segments" if segments_of is not None else None
+    lines = ChunkLineWriter(*segments_of) if segments_of is not None else None
     try:
-        count, seen, lines = _spool_answers(spool, out, members, batch_id, settings, prices)
-        if lines != expected_lines:
-            raise IncompleteResults(f"{lines} result lines for {expected_lines} requests")
-    except BaseException:
-        out.close()
-        raise
+        with answers.open("wb") as out:
+            count, seen, read = _spool_answers(
+                spool, out, members, batch_id, settings, prices, lines
+            )
+        if read != expected_lines:
+            raise IncompleteResults(f"{read} result lines for {expected_lines} requests")
+        if lines is not None and segments is not None:
+            with segments.open("wb") as out:
+                for row in lines.segments():
+                    _dump(row, out)
+    finally:
+        if lines is not None:
+            lines.close()
     missing = sorted(idx for idx, _ in members.values() if idx not in seen)
-    return ReadResults(out, count, missing)
+    return ReadResults(answers, count, missing, segments)
 
 
 def _spool_answers(
@@ -119,13 +145,15 @@ def _spool_answers(
     batch_id: str | None,
     settings: Settings,
     prices: PriceTable | None,
+    lines: ChunkLineWriter | None,
 ) -> tuple[int, set[int], int]:
-    """Write the answers to `out` as marshalled slices: (answers, indexes seen, lines)."""
+    """Write the answers to `out` as marshalled slices: (answers, indexes seen, lines);
+    with `lines`, each answer's line goes there instead."""
     part: list[AnswerRow] = []
     seen: set[int] = set()
-    count = lines = 0
+    count = read = 0
     for line in _read(spool):
-        lines += 1
+        read += 1
         member = members.get(str(line.get("custom_id")))
         if member is None:
             continue
@@ -134,19 +162,32 @@ def _spool_answers(
         seen.add(idx)
         count += 1
         if len(part) == ANSWER_SLICE:
-            _dump(part, out)
-            part.clear()
+            _flush(part, out, lines)
     if part:
-        _dump(part, out)
-    return count, seen, lines
+        _flush(part, out, lines)
+    return count, seen, read
 
 
-def _dump(part: list[AnswerRow], out: BinaryIO) -> None:
-    # sized, so that a slice is read back with one read: marshal.load on a file reads
+def _flush(part: list[AnswerRow], out: BinaryIO, lines: ChunkLineWriter | None) -> None:
+    if lines is not None:
+        lines.add([(row[0], row[10]) for row in part])
+        part[:] = [(*row[:10], b"") for row in part]
+    _dump(part, out)
+    part.clear()
+
+
+def _dump(value: Any, out: BinaryIO) -> None:
+    # sized, so that a part is read back with one read: marshal.load on a file reads
     # field by field
-    data = marshal.dumps(part)
+    data = marshal.dumps(value)
     out.write(len(data).to_bytes(_SIZE_BYTES, "little"))
     out.write(data)
+
+
+def _parts(path: Path) -> Iterator[Any]:
+    with path.open("rb") as handle:
+        while size := int.from_bytes(handle.read(_SIZE_BYTES), "little"):
+            yield marshal.loads(handle.read(size))
 
 
 def _read(path: Path) -> Iterator[dict[str, Any]]:

@@ -4,6 +4,7 @@ be retried into new chunks, all in one transaction (or nothing, to fetch again).
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from ..store import ACTIVE_JOB_STATUSES, ChunkStatus, result_lines
 from ..store import chunks as chunk_rows
 from ..store import jobs as job_rows
 from ..store import requests as request_rows
-from ..store.db import Connection, now
-from .answers import NOT_WHOLE_ERRORS, ReadResults, read_answers
+from ..store.db import now
+from .answers import NOT_WHOLE_ERRORS, ReadResults
+from .helper import helper
 from .retry import plan_retries
 from .runtime import Action, Runtime, Step
 from .submit import recheck_budget
@@ -32,10 +34,9 @@ __all__ = ["fetch_results"]
 
 log = logging.getLogger(__name__)
 
-#: One chunk's results applied at a time per process: parsing them is Python work that
-#: threads could only take turns at, and the store writes one transaction at a time
-#: anyway; two at once only held two chunks' parsed rows in memory.
-_APPLYING = threading.Lock()
+#: One chunk's answers written at a time per process: the store writes one transaction at
+#: a time anyway. Reading the next chunk's results (in the helper process) goes on meanwhile.
+_WRITING = threading.Lock()
 
 
 class _LeaseLost(Exception):
@@ -73,45 +74,41 @@ def _store_results(
     rt: Runtime, lease: chunk_rows.Lease, chunk: chunk_rows.Chunk, spool: Path
 ) -> list[int]:
     """One transaction: rows, attempts, the chunk's DONE and its retry chunks, or nothing.
-    Every line is parsed before the first write: SQLite's one write lock, taken at the
-    first write, is then held while rows are written, not while they are parsed. Answers
-    are parsed and written a slice at a time, so memory does not grow with the batch."""
+    Every line is read, in the helper process (helper.py), before the first write:
+    SQLite's one write lock, taken at the first write, is then held while rows are
+    written, not while they are parsed. Answers are read and written a slice at a time, so
+    memory does not grow with the batch."""
     settings = rt.settings_for(chunk.job_pk)
-    with _APPLYING:
-        with rt.store.begin() as conn:
-            members = request_rows.members(conn, chunk.id)
-        read = read_answers(
-            spool, members, chunk.request_count, chunk.batch_id, settings, _prices(rt, chunk)
+    with rt.store.begin() as conn:
+        members = request_rows.members(conn, chunk.id)
+    first_round = chunk.round == 1
+    with tempfile.TemporaryDirectory(prefix="abr-answers-") as work:
+        read: ReadResults = helper.call(
+            "read_answers",
+            spool,
+            members,
+            chunk.request_count,
+            chunk.batch_id,
+            settings,
+            _prices(rt, chunk),
+            Path(work),
+            (chunk.job_pk, chunk.id) if first_round else None,
         )
         del members
-        with read, rt.store.begin() as conn:
+        with _WRITING, rt.store.begin() as conn:
             if job_rows.get_job_by_pk(conn, chunk.job_pk).status not in ACTIVE_JOB_STATUSES:
                 raise _LeaseLost  # a failed job stays as it stopped; a resume fetches again
-            _write_answers(conn, chunk, read)
+            for part in read.slices():  # a retry's lines replace earlier ones row by row
+                request_rows.record_answer_rows(
+                    conn, chunk.job_pk, chunk.id, part, own_lines=not first_round
+                )
+            result_lines.insert_segments(conn, read.segment_rows())
             request_rows.retry_missing(conn, chunk.job_pk, read.missing)
             if not chunk_rows.transition(
                 conn, lease, ChunkStatus.ENDED, ChunkStatus.DONE, fetched_at=now()
             ):
                 raise _LeaseLost
             return plan_retries(conn, chunk, settings)
-
-
-def _write_answers(conn: Connection, chunk: chunk_rows.Chunk, read: ReadResults) -> None:
-    """A first-round chunk's lines are stored together (result_lines.py); a retry's row by
-    row, to replace the earlier answers they follow."""
-    if chunk.round != 1:
-        for part in read.slices():
-            request_rows.record_answer_rows(conn, chunk.job_pk, chunk.id, part, own_lines=True)
-        return
-    lines = result_lines.ChunkLineWriter(conn, chunk.job_pk, chunk.id)
-    try:
-        for part in read.slices():
-            lines.add(
-                request_rows.record_answer_rows(conn, chunk.job_pk, chunk.id, part, own_lines=False)
-            )
-        lines.finish()
-    finally:
-        lines.close()
 
 
 def _prices(rt: Runtime, chunk: chunk_rows.Chunk) -> PriceTable | None:

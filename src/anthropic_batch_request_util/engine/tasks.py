@@ -26,6 +26,7 @@ from ..store import chunks as chunk_rows
 from ..store import jobs as job_rows
 from .fetch import fetch_results
 from .finalize import finalize_job
+from .helper import helper
 from .poll import watch_batches
 from .runtime import Action, Runtime, Step
 from .submit import submit_chunk
@@ -75,6 +76,7 @@ def configure(settings: Settings, runtime: Runtime | None = None) -> None:
     app.conf.broker_transport_options = options
     if runtime is not None:
         _runtime = runtime
+        helper.start()  # its imports overlap the first batches' wait, not their results
 
 
 def client_factory(api_key: str) -> Callable[[Settings], anthropic.Anthropic]:

@@ -29,7 +29,6 @@ __all__ = [
     "members",
     "missing_worst",
     "record_answer_rows",
-    "record_answers",
     "retry_missing",
     "retry_rows",
     "set_worst",
@@ -145,21 +144,12 @@ def ended_rows(
     return [int(idx) for idx in conn.execute(stmt.order_by(c.idx)).scalars()]
 
 
-def record_answers(
-    conn: Connection, job_pk: int, chunk_id: int, answers: Sequence[Answer], *, own_lines: bool
-) -> list[tuple[int, bytes]]:
-    """`record_answer_rows` for `Answer` objects."""
-    rows = [answer_row(a) for a in answers]
-    return record_answer_rows(conn, job_pk, chunk_id, rows, own_lines=own_lines)
-
-
 def record_answer_rows(
     conn: Connection, job_pk: int, chunk_id: int, rows: Sequence[AnswerRow], *, own_lines: bool
-) -> list[tuple[int, bytes]]:
+) -> None:
     """Write answers into their request rows and record each attempt. With `own_lines`
     (a retry's answers) each line is stored as a row of `outputs`, replacing an earlier
-    one; otherwise the (idx, line) pairs are returned for the caller to store as the
-    chunk's segments."""
+    one; otherwise the caller stores the lines as the chunk's segments (result_lines.py)."""
     update_rows(
         conn,
         "requests",
@@ -170,8 +160,6 @@ def record_answer_rows(
     insert_rows(conn, "attempts", _ATTEMPT_COLUMNS, [(chunk_id, r[0], r[2], r[3]) for r in rows])
     if own_lines:
         store_outputs(conn, [(job_pk, r[0], r[10]) for r in rows])
-        return []
-    return [(r[0], r[10]) for r in rows]
 
 
 def store_outputs(conn: Connection, rows: Sequence[tuple[int, int, bytes]]) -> None:

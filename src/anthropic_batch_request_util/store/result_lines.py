@@ -30,6 +30,8 @@ from .sql import executemany, first_row, stream_rows
 
 __all__ = [
     "ChunkLineWriter",
+    "SegmentRow",
+    "insert_segments",
     "iter_blocks",
     "iter_ended_lines",
     "iter_lines",
@@ -38,6 +40,8 @@ __all__ = [
 
 BLOCK_LINES = 4096  #: lines per block when a chunk is put together line by line
 _UNFINISHED = "no final status yet: the job has not finished (abr resume JOB carries it on)"
+#: a row of `result_lines`: (chunk id, first index, job pk, lines, indexes, ends, data)
+SegmentRow = tuple[int, int, int, int, bytes, bytes, bytes]
 _INSERT = (
     "INSERT INTO result_lines (chunk_id, first_idx, job_pk, request_count, idxs, ends, data)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -48,23 +52,29 @@ def store_chunk_lines(
     conn: Connection, job_pk: int, chunk_id: int, lines: Iterable[tuple[int, bytes]]
 ) -> None:
     """Store a first-round chunk's lines, (input index, line) in any order, as segments."""
-    writer = ChunkLineWriter(conn, job_pk, chunk_id)
+    writer = ChunkLineWriter(job_pk, chunk_id)
     try:
         writer.add(lines)
-        writer.finish()
+        insert_segments(conn, writer.segments())
     finally:
         writer.close()
 
 
+def insert_segments(conn: Connection, rows: Iterable[SegmentRow]) -> None:
+    """Store a chunk's segments (`ChunkLineWriter.segments`), one at a time."""
+    for row in rows:
+        executemany(conn, _INSERT, [row])
+
+
 class ChunkLineWriter:
     """A first-round chunk's lines, given a slice at a time in any order (a results file
-    has its own), stored as segments in input order by `finish`. Until then they wait in
-    an anonymous temporary file, with each one's index and place in arrays: memory holds
-    the arrays and one segment, not the chunk's lines. A line given twice for one request:
-    the last one counts."""
+    has its own), made into segments in input order by `segments`. Until then they wait
+    in an anonymous temporary file, with each one's index and place in arrays: memory
+    holds the arrays and one segment, not the chunk's lines. A line given twice for one
+    request: the last one counts. No store is needed: the helper process makes them."""
 
-    def __init__(self, conn: Connection, job_pk: int, chunk_id: int) -> None:
-        self.conn, self.job_pk, self.chunk_id = conn, job_pk, chunk_id
+    def __init__(self, job_pk: int, chunk_id: int) -> None:
+        self.job_pk, self.chunk_id = job_pk, chunk_id
         # closed by close(): the writer lives across the caller's slices
         self._file = tempfile.TemporaryFile(prefix="abr-lines-")  # noqa: SIM115
         self._idxs, self._starts, self._sizes = array("I"), array("Q"), array("I")
@@ -83,8 +93,8 @@ class ChunkLineWriter:
         self._file.write(block)
         self._end += len(block)
 
-    def finish(self) -> None:
-        """Write the lines given as segments of up to `SEGMENT_MAX_BYTES`, in input order."""
+    def segments(self) -> Iterator[SegmentRow]:
+        """The lines given, as segment rows of up to `SEGMENT_MAX_BYTES`, in input order."""
         self._file.flush()
         part: list[int] = []
         size = 0
@@ -92,10 +102,10 @@ class ChunkLineWriter:
             part.append(pos)
             size += self._sizes[pos] + 1
             if size > SEGMENT_MAX_BYTES:
-                self._write(part)
+                yield self._segment(part)
                 part, size = [], 0
         if part:
-            self._write(part)
+            yield self._segment(part)
 
     def close(self) -> None:
         self._file.close()
@@ -109,7 +119,7 @@ class ChunkLineWriter:
             order = [p for p, q in pairwise(order) if idxs[p] != idxs[q]] + order[-1:]
         return order
 
-    def _write(self, part: list[int]) -> None:
+    def _segment(self, part: list[int]) -> SegmentRow:
         fd, starts, sizes = self._file.fileno(), self._starts, self._sizes
         first, last = part[0], part[-1]
         if all(part[i] + 1 == part[i + 1] for i in range(len(part) - 1)):
@@ -119,8 +129,7 @@ class ChunkLineWriter:
         else:
             data, ends = pack([os.pread(fd, sizes[p], starts[p]) for p in part], b"\n")
         idxs = uint32s([self._idxs[p] for p in part])
-        row = (self.chunk_id, self._idxs[first], self.job_pk, len(part), idxs, ends, data)
-        executemany(self.conn, _INSERT, [row])
+        return (self.chunk_id, self._idxs[first], self.job_pk, len(part), idxs, ends, data)
 
 
 def iter_lines(conn: Connection, job_pk: int) -> Iterator[bytes]:

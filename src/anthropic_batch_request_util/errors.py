@@ -27,6 +27,7 @@ failures must not swallow a Ctrl-C.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "AbrError",
@@ -49,6 +50,18 @@ class AbrError(Exception):
     """Base of every error abr raises on purpose. The message is meant for the user."""
 
     exit_code = 1
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt as it is, not through __init__ (whose arguments differ from `args`):
+        # errors come back from the helper process pickled
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[AbrError], args: tuple[Any, ...], state: dict[str, Any]) -> AbrError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class UsageError(AbrError):

@@ -1,13 +1,17 @@
-"""A helper process for the pure, CPU-bound part of storing results: reading a results file
-into answers and sorting its lines into segments (answers.read_answers).
+"""A helper process for CPU-bound work that would otherwise share one core with everything
+else: reading a results file into answers and sorting its lines into segments
+(answers.read_answers), and reading a run's input into the store (ingest.ingest_at).
 
-A worker's threads share one core (Python runs one thread at a time); this work, most of
-what storing results costs, runs on another core beside them while they create, watch and
-write. The helper is a plain child process (`python -m` this module) fed over its stdin
-and stdout, not `multiprocessing`, which would import a user's own script again in it.
-It takes paths and plain values and gives back the same, so a call is cheap; it ends when
-its parent does (its stdin closes). When it cannot be started, or ends mid-call, the work
-runs in this process: the same function, only on the shared core.
+A worker's threads share one core (Python runs one thread at a time); storing results is
+mostly this reading, which runs on another core beside them while they create, watch and
+write. A run reads its input there while it imports the SDK and Celery here.
+
+The helper is a plain child process (`python -m` this module) fed over its stdin and
+stdout, not `multiprocessing`, which would import a user's own script again in it. It
+takes paths and plain values and gives back the same, so a call is cheap; it ends when its
+parent does (its stdin closes). When it cannot be started, or ends mid-call, the work runs
+in this process: the same function, only on the shared core. Ctrl-C here drops the call
+there (the helper is killed: an ingest rolls back, as it would here).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import os
 import pickle
 import signal
 import subprocess
@@ -33,8 +38,9 @@ _SIZE_BYTES = 8  #: bytes of the size before each message
 def _calls() -> dict[str, Callable[..., Any]]:
     """What the helper runs, by name: nothing else is accepted."""
     from .answers import read_answers
+    from .ingest import ingest_at
 
-    return {"read_answers": read_answers}
+    return {"ingest_at": ingest_at, "read_answers": read_answers}
 
 
 class Helper:
@@ -60,6 +66,11 @@ class Helper:
                     return self._ask(proc, name, args)
                 except _Lost as lost:
                     self._lost(proc, lost)
+                except BaseException:  # Ctrl-C: the call is dropped, as it would be here
+                    proc.kill()
+                    _discard(proc)
+                    self._proc = None
+                    raise
         return _calls()[name](*args)
 
     def close(self) -> None:
@@ -86,14 +97,15 @@ class Helper:
                 start_new_session=True,  # Ctrl-C is for the parent; it ends us by closing stdin
             )
         except OSError as error:
-            log.warning("no helper process (%s): results are read in this process", error)
+            log.warning("no helper process (%s): its work runs in this process", error)
             self._usable = False
         return self._proc
 
     def _ask(self, proc: subprocess.Popen[bytes], name: str, args: tuple[Any, ...]) -> Any:
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            _send(proc.stdin, pickle.dumps((name, args), pickle.HIGHEST_PROTOCOL))
+            call = (name, args, _cwd())  # relative paths and URLs mean the same there
+            _send(proc.stdin, pickle.dumps(call, pickle.HIGHEST_PROTOCOL))
             reply = _receive(proc.stdout)
         except (OSError, EOFError) as error:
             raise _Lost(str(error) or type(error).__name__) from error
@@ -115,11 +127,18 @@ class Helper:
         if not self._answered:  # it never worked: it will not start to
             self._usable = False
             log.warning(
-                "the helper process ended (exit code %s): results are read in this process",
+                "the helper process ended (exit code %s): its work runs in this process",
                 proc.returncode,
             )
         else:
             log.warning("the helper process ended (%s): this call runs here", lost)
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # removed since: relative paths mean nothing anyway
+        return None
 
 
 def _discard(proc: subprocess.Popen[bytes]) -> None:
@@ -171,11 +190,13 @@ def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
     root.setLevel(logging.INFO)
     while True:
         try:
-            name, args = pickle.loads(_receive(requests))
+            name, args, cwd = pickle.loads(_receive(requests))
         except EOFError:
             return  # the parent has ended
         records.records.clear()
         try:
+            if cwd is not None:
+                os.chdir(cwd)
             ok, value = True, calls[name](*args)
         except Exception as error:  # every error goes back to the caller
             ok, value = False, error

@@ -27,7 +27,14 @@ from ..store import jobs as job_rows
 from ..store import requests as request_rows
 from ..store.bodies import SegmentWriter
 
-__all__ = ["STREAM_INPUT", "Ingested", "identity_settings", "ingest", "ingest_stream"]
+__all__ = [
+    "STREAM_INPUT",
+    "Ingested",
+    "identity_settings",
+    "ingest",
+    "ingest_at",
+    "ingest_stream",
+]
 
 INSERT_BATCH = 5000  #: request rows per statement (their bodies go to `bodies` segments)
 JOB_HASH_CHARS = 10  #: hex characters of the fingerprint in a job id
@@ -83,6 +90,13 @@ def ingest(store: Store, path: Path, settings: Settings, output_dir: Path) -> In
         error.exit_code = 2  # rolled back: the next run, once there is room, starts afresh
         raise
     return Ingested(job_id, job_pk, created=True, total=total)
+
+
+def ingest_at(url: str, path: Path, settings: Settings, output_dir: Path) -> Ingested:
+    """`ingest` into the store at `url`: what the helper process runs (helper.py), so that
+    reading the input and the imports a run needs go on at once, on two cores."""
+    with Store(url) as store:
+        return ingest(store, path, settings, output_dir)
 
 
 class _ChunkWriter:

@@ -95,8 +95,8 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
-def write_outputs(store: Store, job: job_rows.Job) -> None:
-    """Write the results file and the batch record of a job."""
+def write_outputs(store: Store, job: job_rows.Job) -> dict[str, Any]:
+    """Write the results file and the batch record of a job; the record written."""
     path = results_path(job)
     with store.begin() as conn:
         _atomic_write(
@@ -104,15 +104,21 @@ def write_outputs(store: Store, job: job_rows.Job) -> None:
         )
     with store.begin() as conn:
         exports.add_export(conn, job.pk, "results", path)
-    write_record(store, job)
+    return write_record(store, job)
 
 
-def write_record(store: Store, job: job_rows.Job) -> None:
-    record = batch_record(store, job)
+def write_record(
+    store: Store, job: job_rows.Job, written: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write a job's batch record; the record written. Given the record written just before
+    for a job whose requests have all ended, only the job's own fields are new: its counts,
+    usage and attempts (full scans of a million rows) are taken from it."""
+    record = batch_record(store, job) if written is None else {**written, **_job_fields(job)}
     _atomic_write(
         records_path(job),
         lambda handle: handle.write(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n"),
     )
+    return record
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -148,11 +154,10 @@ def batch_record(store: Store, job: job_rows.Job) -> dict[str, Any]:
         history = job_rows.attempt_history(conn, job.pk)
     return {
         "job_id": job.id,
-        "status": job.status.value,
+        **_job_fields(job),
         "input_file": job.input_path,
         "input_format": job.input_format,
         "created_at": iso(job.created_at),
-        "finished_at": iso(job.finished_at),
         "total_requests": job.total_requests,
         "counts": counts.finals(),
         "usage": {
@@ -166,11 +171,15 @@ def batch_record(store: Store, job: job_rows.Job) -> dict[str, Any]:
         "results_path": str(results_path(job)),
         "output_dir": job.output_dir,
         "exports": [{**e, "written_at": iso(e["written_at"])} for e in written],
-        "error": job.error,
         "settings": job.settings,
         "attempts": history,
         "chunks": [_chunk_record(chunk) for chunk in found],
     }
+
+
+def _job_fields(job: job_rows.Job) -> dict[str, Any]:
+    """What a job's record says of its status: all that finishing it changes."""
+    return {"status": job.status.value, "finished_at": iso(job.finished_at), "error": job.error}
 
 
 def _chunk_record(chunk: chunk_rows.Chunk) -> dict[str, Any]:

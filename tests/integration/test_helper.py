@@ -32,7 +32,7 @@ from anthropic_batch_request_util.errors import (
     StoreUnavailableError,
 )
 from anthropic_batch_request_util.store import Store
-from anthropic_batch_request_util.store.requests import AnswerRow
+from anthropic_batch_request_util.store.requests import AnswerRow, Members
 from anthropic_batch_request_util.store.result_lines import SegmentRow
 
 from .helpers import FAST_SETTINGS, write_original
@@ -73,7 +73,7 @@ Read = tuple[int, list[int], list[list[AnswerRow]], list[SegmentRow]]
 def _read(helper: Helper | None, tmp_path: Path, spool: Path, n: int, name: str) -> Read:
     out = tmp_path / name
     out.mkdir()
-    members = {f"r{i}": (i, 0) for i in range(n)}
+    members = Members.of((f"r{i}", i, 0) for i in range(n))
     args = (spool, members, n, "msgbatch_1", load_settings(), load_price_table(), out)
     segments = (JOB_PK, CHUNK_ID)
     if helper is None:

@@ -25,7 +25,7 @@ from ..config import ResponseFormat, Settings
 from ..cost.pricing import PriceTable, cost_usd
 from ..errors import SettingsError
 from ..store import RequestStatus
-from ..store.requests import Answer, AnswerRow
+from ..store.requests import Answer, AnswerRow, Members
 from ..store.result_lines import ChunkLineWriter, SegmentRow
 
 __all__ = [
@@ -103,7 +103,7 @@ class ReadResults:
 
 def read_answers(
     spool: Path,
-    members: Mapping[str, tuple[int, int]],
+    members: Members,
     expected_lines: int,
     batch_id: str | None,
     settings: Settings,
@@ -112,19 +112,18 @@ def read_answers(
     segments_of: tuple[int, int] | None = None,
 ) -> ReadResults:
     """Every line of a downloaded results file as the answer it gives its request, written
-    to files in `out_dir`. `members` maps the chunk's custom_ids to (input index, attempts
-    before this one). Lines for other custom_ids are left out: a reconciled batch is
-    confirmed by its custom_ids. With `segments_of` = (job pk, chunk id), a first-round
-    chunk's, the lines go apart, as the chunk's segments. Raises one of `NOT_WHOLE_ERRORS`
-    when the download is not whole, before the caller has written anything."""
+    to files in `out_dir`. `members` are the chunk's requests. Lines for other custom_ids
+    are left out: a reconciled batch is confirmed by its custom_ids. With `segments_of` =
+    (job pk, chunk id), a first-round chunk's, the lines go apart, as the chunk's segments.
+    Raises one of `NOT_WHOLE_ERRORS` when the download is not whole, before the caller has
+    written anything."""
     answers = out_dir / "answers"
     segments = out_dir / "segments" if segments_of is not None else None
     lines = ChunkLineWriter(*segments_of) if segments_of is not None else None
+    table = members.table()
     try:
         with answers.open("wb") as out:
-            count, seen, read = _spool_answers(
-                spool, out, members, batch_id, settings, prices, lines
-            )
+            count, seen, read = _spool_answers(spool, out, table, batch_id, settings, prices, lines)
         if read != expected_lines:
             raise IncompleteResults(f"{read} result lines for {expected_lines} requests")
         if lines is not None and segments is not None:
@@ -134,7 +133,7 @@ def read_answers(
     finally:
         if lines is not None:
             lines.close()
-    missing = sorted(idx for idx, _ in members.values() if idx not in seen)
+    missing = sorted(idx for idx, _ in table.values() if idx not in seen)
     return ReadResults(answers, count, missing, segments)
 
 

@@ -41,11 +41,11 @@ def _complete(rt: Runtime, job_pk: int) -> bool:
 
 
 def _finalize(rt: Runtime, job_pk: int) -> None:
-    output.write_outputs(rt.store, _job(rt, job_pk))
+    record = output.write_outputs(rt.store, _job(rt, job_pk))
     with rt.store.begin() as conn:
         job_rows.set_status(conn, job_pk, JobStatus.FINISHED, only_from=ACTIVE_JOB_STATUSES)
     job = _job(rt, job_pk)
-    output.write_record(rt.store, job)  # again, so the record says "finished"
+    output.write_record(rt.store, job, record)  # again, so the record says "finished"
     log.info("job %s finished", job.id)
 
 

@@ -28,6 +28,8 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any
 
+from .memory import give_back_freed, give_back_large_buffers
+
 __all__ = ["Helper", "helper"]
 
 log = logging.getLogger(__name__)
@@ -183,6 +185,7 @@ class _Records(logging.Handler):
 
 
 def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
+    give_back_large_buffers()
     calls = _calls()
     records = _Records()
     root = logging.getLogger()
@@ -207,6 +210,8 @@ def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
             failure = RuntimeError(f"{type(said).__name__}: {said}")
             data = pickle.dumps((False, failure, records.records), pickle.HIGHEST_PROTOCOL)
         _send(replies, data)
+        del args, value, data
+        give_back_freed()  # the call's buffers and parsed rows, while the caller goes on
 
 
 helper = Helper()  #: this process's helper

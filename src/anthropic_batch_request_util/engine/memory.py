@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes
 import sys
 
-__all__ = ["give_back_large_buffers"]
+__all__ = ["give_back_freed", "give_back_large_buffers"]
 
 MMAP_THRESHOLD_BYTES = 128 * 1024  #: buffers at least this large are mapped, and unmapped
 ARENA_MAX = 1  #: heaps shared by all threads (the GIL serializes most allocation anyway)
@@ -30,3 +30,15 @@ def give_back_large_buffers() -> None:
         return  # a C library without mallopt
     mallopt(_M_ARENA_MAX, ARENA_MAX)
     mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+
+
+def give_back_freed() -> None:
+    """Return the heap's freed memory to the system now (glibc's malloc_trim), as the
+    helper process does between calls: its next call may be hours away. Best effort."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    malloc_trim(0)

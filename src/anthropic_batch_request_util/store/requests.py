@@ -4,7 +4,8 @@ or `outputs`; its row holds what progress counts (status, attempts, tokens, cost
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +14,13 @@ import sqlalchemy as sa
 
 from .db import Connection
 from .schema import RequestStatus, requests
+from .segments import uint32s, unpack_uint32s
 from .sql import executemany, insert_rows, stream_rows, update_rows
 
 __all__ = [
     "Answer",
     "AnswerRow",
+    "Members",
     "add_requests",
     "answer_row",
     "assign",
@@ -113,10 +116,38 @@ def assign(conn: Connection, job_pk: int, idxs: Sequence[int], chunk_id: int) ->
     )
 
 
-def members(conn: Connection, chunk_id: int) -> dict[str, tuple[int, int]]:
-    """custom_id -> (input index, answered attempts before this chunk's) for its requests."""
+@dataclass(frozen=True, slots=True)
+class Members:
+    """A chunk's requests, packed: no Python object per request while they are held or
+    handed to the helper process. Custom ids never hold a newline (the API's pattern)."""
+
+    custom_ids: bytes  #: joined by newlines
+    idxs: bytes  #: input indexes (uint32)
+    attempts: bytes  #: attempts answered before this chunk's (uint32)
+
+    def table(self) -> dict[str, tuple[int, int]]:
+        """custom_id -> (input index, attempts before this chunk's)."""
+        if not self.custom_ids:
+            return {}
+        ids = self.custom_ids.decode().split("\n")
+        pairs = zip(unpack_uint32s(self.idxs), unpack_uint32s(self.attempts), strict=True)
+        return dict(zip(ids, pairs, strict=True))
+
+    @classmethod
+    def of(cls, rows: Iterable[Sequence[Any]]) -> Members:
+        """From rows of (custom_id, input index, attempts)."""
+        ids, idxs, attempts = bytearray(), array("I"), array("I")
+        for custom_id, idx, n in rows:
+            ids += f"\n{custom_id}".encode() if idxs else str(custom_id).encode()
+            idxs.append(idx)
+            attempts.append(n)
+        return cls(bytes(ids), uint32s(idxs), uint32s(attempts))
+
+
+def members(conn: Connection, chunk_id: int) -> Members:
+    """The chunk's requests: custom_id, input index, answered attempts before this chunk's."""
     sql = "SELECT custom_id, idx, attempts FROM requests WHERE chunk_id = ?"
-    return {cid: (idx, n) for cid, idx, n in stream_rows(conn, sql, (chunk_id,))}
+    return Members.of(stream_rows(conn, sql, (chunk_id,)))
 
 
 def retry_rows(conn: Connection, chunk_id: int) -> list[int]:

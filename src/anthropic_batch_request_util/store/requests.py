@@ -136,12 +136,13 @@ class Members:
     @classmethod
     def of(cls, rows: Iterable[Sequence[Any]]) -> Members:
         """From rows of (custom_id, input index, attempts)."""
-        ids, idxs, attempts = bytearray(), array("I"), array("I")
+        ids: list[str] = []
+        idxs, attempts = array("I"), array("I")
         for custom_id, idx, n in rows:
-            ids += f"\n{custom_id}".encode() if idxs else str(custom_id).encode()
+            ids.append(custom_id)
             idxs.append(idx)
             attempts.append(n)
-        return cls(bytes(ids), uint32s(idxs), uint32s(attempts))
+        return cls("\n".join(ids).encode(), uint32s(idxs), uint32s(attempts))
 
 
 def members(conn: Connection, chunk_id: int) -> Members:

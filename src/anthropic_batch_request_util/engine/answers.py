@@ -149,6 +149,7 @@ def _spool_answers(
     """Write the answers to `out` as marshalled slices: (answers, indexes seen, lines);
     with `lines`, each answer's line goes there instead."""
     part: list[AnswerRow] = []
+    costs: dict[tuple[Any, ...], float | None] = {}  # answers repeat the same few usages
     seen: set[int] = set()
     count = read = 0
     for line in _read(spool):
@@ -157,7 +158,7 @@ def _spool_answers(
         if member is None:
             continue
         idx, before = member
-        part.append(_answer_row(line, idx, before + 1, batch_id, settings, prices))
+        part.append(_answer_row(line, idx, before + 1, batch_id, settings, prices, costs))
         seen.add(idx)
         count += 1
         if len(part) == ANSWER_SLICE:
@@ -216,6 +217,7 @@ def _answer_row(
     batch_id: str | None,
     settings: Settings,
     prices: PriceTable | None,
+    costs: dict[tuple[Any, ...], float | None] | None = None,
 ) -> AnswerRow:
     result = line.get("result") or {}
     kind = str(result.get("type", "errored"))
@@ -234,7 +236,8 @@ def _answer_row(
         out["error"] = {"type": kind, "message": ENDED_UNANSWERED.get(kind, kind)}
     disposition = classify_result(kind, error_type)
     retry = disposition == ResultDisposition.RETRY and attempts_made < settings.batch.max_attempts
-    cost = _cost(usage, str(out.get("message", {}).get("model", "")), prices) if usage else None
+    model = str(out.get("message", {}).get("model", ""))
+    cost = _cost(usage, model, prices, costs) if usage else None
     out.update(attempts=attempts_made, batch_id=batch_id, cost_usd=cost)
     status = RequestStatus.RETRY if retry else RequestStatus(kind)  # an unknown kind raises
     return (
@@ -252,15 +255,51 @@ def _answer_row(
     )
 
 
-def _cost(usage: dict[str, Any], model: str, prices: PriceTable | None) -> float | None:
-    """What this answer cost at batch prices; None when the model has no known price."""
+def _cost(
+    usage: dict[str, Any],
+    model: str,
+    prices: PriceTable | None,
+    costs: dict[tuple[Any, ...], float | None] | None = None,
+) -> float | None:
+    """What this answer cost at batch prices; None when the model has no known price.
+    `costs` remembers the cost of each usage already priced (one results file's worth)."""
     if prices is None:
         return None
+    key = _usage_key(usage, model) if costs is not None else None
+    if key is not None and costs is not None and key in costs:
+        return costs[key]
     try:
-        return cost_usd(usage, model, prices, batch=True)
+        cost: float | None = cost_usd(usage, model, prices, batch=True)
     except SettingsError:
         log.warning("no price for model %r: its cost is left out", model)
+        cost = None
+    if key is not None and costs is not None and len(costs) < _COSTS_KEPT:
+        costs[key] = cost
+    return cost
+
+
+_COSTS_KEPT = 65536  #: distinct usages remembered per results file at most
+
+
+def _usage_key(usage: dict[str, Any], model: str) -> tuple[Any, ...] | None:
+    """What the cost of `usage` depends on, hashable; None for a usage unlike the rest."""
+    split = usage.get("cache_creation")
+    if split is not None and not isinstance(split, dict):
         return None
+    key = (
+        model,
+        usage.get("input_tokens"),
+        usage.get("output_tokens"),
+        usage.get("cache_creation_input_tokens"),
+        usage.get("cache_read_input_tokens"),
+        None if split is None else split.get("ephemeral_5m_input_tokens"),
+        None if split is None else split.get("ephemeral_1h_input_tokens"),
+    )
+    try:
+        hash(key)
+    except TypeError:  # a field that is not a number: priced, not remembered
+        return None
+    return key
 
 
 def _error_of(result: Mapping[str, Any]) -> tuple[str, str]:

@@ -369,8 +369,11 @@ def active_chunk_count(conn: Connection, job_pk: int) -> int:
 
 
 def unfinished_count(conn: Connection, job_pk: int) -> int:
+    # IN the unfinished statuses, not NOT IN the final ones: two short seeks of the tally
+    # index instead of a scan of every request of the job
+    unfinished = [s for s in RequestStatus if s not in FINAL_REQUEST_STATUSES]
     stmt = sa.select(sa.func.count()).where(
-        requests.c.job_pk == job_pk, requests.c.status.not_in(list(FINAL_REQUEST_STATUSES))
+        requests.c.job_pk == job_pk, requests.c.status.in_(unfinished)
     )
     return int(conn.execute(stmt).scalar_one())
 

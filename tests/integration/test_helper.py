@@ -108,8 +108,14 @@ def test_an_error_in_the_helper_is_raised_here(tmp_path: Path, helper: Helper) -
     spool.write_bytes(_line("r0") + b"\n" + _line("r1")[:40])
 
     # When the helper reads it, Then the caller gets the error a cut download gives
+    helper.start()
+    assert helper._proc is not None
+    pid = helper._proc.pid
     with pytest.raises(NOT_WHOLE_ERRORS):
         _read(helper, tmp_path, spool, 2, "out")
+
+    # and the helper stays, for the next call
+    assert helper._proc is not None and helper._proc.pid == pid and helper._proc.poll() is None
 
 
 def test_the_helpers_log_records_are_logged_here(
@@ -256,3 +262,24 @@ def test_a_run_reads_its_input_and_results_in_the_helper(
     assert [r.custom_id for r in job.results()] == [f"q_{i}" for i in range(25)]
     assert all(r.ok for r in job.results())
     assert process_helper._answered - answered == 1 + 3
+
+
+def test_ctrl_c_during_a_call_ends_the_helper(
+    tmp_path: Path, helper: Helper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a helper at work when Ctrl-C comes (while this process waits for its answer)
+    spool = _results(tmp_path, 10)
+    helper.start()
+    proc = helper._proc
+    assert proc is not None
+
+    def interrupted(_stream: object) -> bytes:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("anthropic_batch_request_util.engine.helper._receive", interrupted)
+
+    # When the call is interrupted, Then the interrupt goes on, and the helper is ended
+    # (a half-done ingest there rolls back, as it would here)
+    with pytest.raises(KeyboardInterrupt):
+        _read(helper, tmp_path, spool, 10, "out")
+    assert proc.poll() is not None and helper._proc is None

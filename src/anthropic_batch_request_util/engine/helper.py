@@ -68,11 +68,6 @@ class Helper:
                     return self._ask(proc, name, args)
                 except _Lost as lost:
                     self._lost(proc, lost)
-                except BaseException:  # Ctrl-C: the call is dropped, as it would be here
-                    proc.kill()
-                    _discard(proc)
-                    self._proc = None
-                    raise
         return _calls()[name](*args)
 
     def close(self) -> None:
@@ -111,6 +106,11 @@ class Helper:
             reply = _receive(proc.stdout)
         except (OSError, EOFError) as error:
             raise _Lost(str(error) or type(error).__name__) from error
+        except BaseException:  # Ctrl-C mid-call: the call is dropped, as it would be here
+            proc.kill()
+            _discard(proc)
+            self._proc = None
+            raise
         try:
             ok, value, records = pickle.loads(reply)
         except Exception as error:  # e.g. an error class that cannot be rebuilt

@@ -1,5 +1,5 @@
 """Answers: what each line of a batch's results file makes of its request. Pure: a line in,
-an `Answer` out (status, usage, cost, the results-file line); the store writes them.
+an `AnswerRow` out (status, usage, cost, the results-file line); the store writes them.
 
 A download is spooled to a temporary file first and read here only once complete (every
 line parses, one per request), so a broken stream is simply fetched again: nothing is
@@ -25,7 +25,7 @@ from ..config import ResponseFormat, Settings
 from ..cost.pricing import PriceTable, cost_usd
 from ..errors import SettingsError
 from ..store import RequestStatus
-from ..store.requests import Answer, AnswerRow, Members
+from ..store.requests import AnswerRow, Members
 from ..store.result_lines import ChunkLineWriter, SegmentRow
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
     "IncompleteResults",
     "ReadResults",
     "ResultDisposition",
-    "answer_of",
     "classify_result",
     "read_answers",
 ]
@@ -195,19 +194,6 @@ def _read(path: Path) -> Iterator[dict[str, Any]]:
         for line in handle:
             if line.strip():
                 yield orjson.loads(line)  # a cut line raises here
-
-
-def answer_of(
-    line: Mapping[str, Any],
-    idx: int,
-    attempts_made: int,
-    batch_id: str | None,
-    settings: Settings,
-    prices: PriceTable | None = None,
-) -> Answer:
-    """The answer one result line gives request `idx`, on its attempt `attempts_made`."""
-    row = _answer_row(line, idx, attempts_made, batch_id, settings, prices)
-    return Answer(row[0], RequestStatus(row[1]), *row[2:])
 
 
 def _answer_row(

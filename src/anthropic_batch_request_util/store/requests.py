@@ -18,11 +18,9 @@ from .segments import uint32s, unpack_uint32s
 from .sql import executemany, insert_rows, stream_rows, update_rows
 
 __all__ = [
-    "Answer",
     "AnswerRow",
     "Members",
     "add_requests",
-    "answer_row",
     "assign",
     "cancel_chunk_rows",
     "cancel_waiting_rows",
@@ -63,42 +61,11 @@ _ANSWER_KEYS = ("job_pk", "idx", "chunk_id")
 _ATTEMPT_COLUMNS = ("chunk_id", "idx", "outcome", "error_type")
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What one result line makes of its request: the row's new values and its line."""
-
-    idx: int
-    status: RequestStatus
-    outcome: str  #: the result type the API gave (succeeded, errored, canceled, expired)
-    error_type: str | None
-    input_tokens: int
-    output_tokens: int
-    cache_creation_tokens: int
-    cache_read_tokens: int
-    cost_usd: float | None
-    attempts: int
-    line: bytes  #: the results-file line
-
-
-#: an `Answer` as plain values, in its fields' order, its status as the status's value:
-#: what a spool holds and what `record_answer_rows` writes, with no object per answer
+#: What one result line makes of its request, as plain values (no object per answer): what
+#: an answers file holds and what `record_answer_rows` writes. In order: input index, new
+#: status (its value), outcome (the result type the API gave), error type, input, output,
+#: cache-creation and cache-read tokens, cost in USD, attempts, the results-file line.
 AnswerRow = tuple[int, str, str, str | None, int, int, int, int, float | None, int, bytes]
-
-
-def answer_row(a: Answer) -> AnswerRow:
-    return (
-        a.idx,
-        a.status.value,
-        a.outcome,
-        a.error_type,
-        a.input_tokens,
-        a.output_tokens,
-        a.cache_creation_tokens,
-        a.cache_read_tokens,
-        a.cost_usd,
-        a.attempts,
-        a.line,
-    )
 
 
 def add_requests(conn: Connection, rows: Sequence[tuple[int, int, str, int]]) -> None:

@@ -203,7 +203,7 @@ def _answer_row(
     batch_id: str | None,
     settings: Settings,
     prices: PriceTable | None,
-    costs: dict[tuple[Any, ...], float | None] | None = None,
+    costs: dict[tuple[Any, ...], float | None],
 ) -> AnswerRow:
     result = line.get("result") or {}
     kind = str(result.get("type", "errored"))
@@ -245,21 +245,21 @@ def _cost(
     usage: dict[str, Any],
     model: str,
     prices: PriceTable | None,
-    costs: dict[tuple[Any, ...], float | None] | None = None,
+    costs: dict[tuple[Any, ...], float | None],
 ) -> float | None:
     """What this answer cost at batch prices; None when the model has no known price.
     `costs` remembers the cost of each usage already priced (one results file's worth)."""
     if prices is None:
         return None
-    key = _usage_key(usage, model) if costs is not None else None
-    if key is not None and costs is not None and key in costs:
+    key = _usage_key(usage, model)
+    if key is not None and key in costs:
         return costs[key]
     try:
         cost: float | None = cost_usd(usage, model, prices, batch=True)
     except SettingsError:
         log.warning("no price for model %r: its cost is left out", model)
         cost = None
-    if key is not None and costs is not None and len(costs) < _COSTS_KEPT:
+    if key is not None and len(costs) < _COSTS_KEPT:
         costs[key] = cost
     return cost
 

@@ -81,8 +81,7 @@ class Helper:
         if self._proc is not None and self._proc.poll() is None:
             return self._proc
         if self._proc is not None:
-            _discard(self._proc)
-        self._proc = None
+            self._drop(self._proc)
         if not self._usable or not sys.executable:
             return None
         try:
@@ -98,6 +97,12 @@ class Helper:
             self._usable = False
         return self._proc
 
+    def _drop(self, proc: subprocess.Popen[bytes]) -> None:
+        """End `proc` (at work or not) and forget it: the next call starts another."""
+        proc.kill()
+        _discard(proc)
+        self._proc = None
+
     def _ask(self, proc: subprocess.Popen[bytes], name: str, args: tuple[Any, ...]) -> Any:
         assert proc.stdin is not None and proc.stdout is not None
         try:
@@ -107,9 +112,7 @@ class Helper:
         except (OSError, EOFError) as error:
             raise _Lost(str(error) or type(error).__name__) from error
         except BaseException:  # Ctrl-C mid-call: the call is dropped, as it would be here
-            proc.kill()
-            _discard(proc)
-            self._proc = None
+            self._drop(proc)
             raise
         try:
             ok, value, records = pickle.loads(reply)
@@ -123,9 +126,7 @@ class Helper:
         return value
 
     def _lost(self, proc: subprocess.Popen[bytes], lost: _Lost) -> None:
-        proc.kill()
-        _discard(proc)
-        self._proc = None
+        self._drop(proc)
         if not self._answered:  # it never worked: it will not start to
             self._usable = False
             log.warning(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from typing import Any
 
 __all__ = ["give_back_freed", "give_back_large_buffers"]
 
@@ -22,12 +23,9 @@ _M_ARENA_MAX = -8
 
 def give_back_large_buffers() -> None:
     """Fix the mapping threshold and share one heap among threads; best effort, at start."""
-    if not sys.platform.startswith("linux"):
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return  # a C library without mallopt
     mallopt(_M_ARENA_MAX, ARENA_MAX)
     mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
@@ -35,10 +33,17 @@ def give_back_large_buffers() -> None:
 def give_back_freed() -> None:
     """Return the heap's freed memory to the system now (glibc's malloc_trim), as the
     helper process does between calls: its next call may be hours away. Best effort."""
+    malloc_trim = _glibc("malloc_trim")
+    if malloc_trim is not None:
+        malloc_trim(0)
+
+
+def _glibc(name: str) -> Any | None:
+    """The C library's function `name` on Linux; None elsewhere or in a C library
+    without it."""
     if not sys.platform.startswith("linux"):
-        return
+        return None
     try:
-        malloc_trim = ctypes.CDLL(None).malloc_trim
+        return getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
-        return
-    malloc_trim(0)
+        return None

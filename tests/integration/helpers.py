@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +76,40 @@ def unavailable(what: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{what} is not reachable in CI")
     pytest.skip(f"{what} is not reachable")
+
+
+def wait_for_batches(
+    emulator: Emulator,
+    count: int = 1,
+    *,
+    process: subprocess.Popen[str] | None = None,
+    timeout: float = 30.0,
+) -> None:
+    """Wait until `emulator` has created `count` batches; with `process`, fail at once
+    (with its output) if it ends before that."""
+    deadline = time.monotonic() + timeout
+    while emulator.stats()["batches_created"] < count:
+        if process is not None:
+            assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"fewer than {count} batches in {timeout} s"
+        time.sleep(0.05)
+
+
+def interrupted_run(
+    emulator: Emulator, *args: str, env: dict[str, str] | None = None, batches: int = 1
+) -> str:
+    """Start `abr run ARGS`, press Ctrl-C once `batches` of its batches are created; its
+    stdout, once it has ended with 130."""
+    process = subprocess.Popen(
+        abr_command("run", *args),
+        env=env if env is not None else abr_env(emulator),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for_batches(emulator, batches)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    return out

@@ -9,7 +9,6 @@ import random
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -28,6 +27,7 @@ from .helpers import (
     run_abr,
     summary,
     unavailable,
+    wait_for_batches,
     write_original,
 )
 
@@ -88,13 +88,6 @@ def worker(name: str, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
         reader.join(5)
         if process.stdout is not None:
             process.stdout.close()
-
-
-def _wait_for(condition: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def _sent(emulator: Emulator) -> dict[str, int]:
@@ -172,7 +165,7 @@ def test_killed_worker_loses_nothing_and_pays_nothing_twice(
         stack.enter_context(worker("survivor", env))
         run = stack.enter_context(_background_run(source, env))
         # When one worker is killed -9 in the middle of the job
-        _wait_for(lambda: emulator.stats()["batches_created"] >= 3)
+        wait_for_batches(emulator, 3, timeout=60.0)
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(10)
         # Then the job still finishes
@@ -201,7 +194,7 @@ def test_flushed_redis_only_delays_the_job(tmp_path: Path, redis_url: str, pg_ur
         stack.enter_context(worker("w1", env))
         run = stack.enter_context(_background_run(source, env))
         # When Redis loses every queued message in the middle of the job
-        _wait_for(lambda: emulator.stats()["batches_created"] >= 2)
+        wait_for_batches(emulator, 2, timeout=60.0)
         redis.Redis.from_url(redis_url).flushdb()
         # Then the job still finishes, and nothing was sent twice
         out, err = run.communicate(timeout=120)

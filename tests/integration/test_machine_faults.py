@@ -24,7 +24,14 @@ from anthropic_batch_request_util.errors import StoreFullError
 from anthropic_batch_request_util.store import Store
 from anthropic_batch_request_util.store import jobs as job_rows
 
-from .helpers import abr_command, abr_env, read_results, run_abr, write_original
+from .helpers import (
+    abr_command,
+    abr_env,
+    read_results,
+    run_abr,
+    wait_for_batches,
+    write_original,
+)
 
 N = 60  #: requests per test job
 TMPFS_SIZE = "6m"
@@ -115,14 +122,6 @@ def assert_every_line(results: Path, n: int = N) -> None:
     assert {line["status"] for line in lines} == {"succeeded"}
 
 
-def _wait_for_batches(emulator: Emulator, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while emulator.stats()["batches_created"] == 0:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "no batch was created"
-        time.sleep(0.05)
-
-
 def _run_until_fault(
     emulator: Emulator, source: Path, out: Path, store_url: str, fault: str
 ) -> tuple[subprocess.CompletedProcess[str], Path | None]:
@@ -133,7 +132,7 @@ def _run_until_fault(
     with subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as process:
-        _wait_for_batches(emulator, process)
+        wait_for_batches(emulator, process=process)
         filler = fill(out / "results") if fault == "full" else None
         if fault == "readonly":
             _remount(out / "results", "ro")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,12 @@ from anthropic_batch_request_util.emulator import Emulator, EmulatorConfig, repl
 from .helpers import (
     abr_command,
     abr_env,
+    interrupted_run,
     questions,
     read_results,
     run_abr,
     summary,
+    wait_for_batches,
     write_original,
 )
 
@@ -192,13 +193,6 @@ def test_running_the_same_file_again_resumes_its_job(emulator: Emulator, tmp_pat
     assert emulator.stats()["batches_created"] == 1
 
 
-def _wait_for(condition: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_sigkilled_run_resumes_without_resubmitting(tmp_path: Path) -> None:
     # Given a run whose batches take a while
     config = EmulatorConfig(processing_seconds=1.5, seed=5, retry_after=0.0)
@@ -212,7 +206,7 @@ def test_sigkilled_run_resumes_without_resubmitting(tmp_path: Path) -> None:
             stderr=subprocess.DEVNULL,
         )
         # When it is killed -9 after its first batch was created
-        _wait_for(lambda: emulator.stats()["batches_created"] >= 1)
+        wait_for_batches(emulator)
         process.send_signal(signal.SIGKILL)
         process.wait(10)
         # Then running it again finishes the job
@@ -235,18 +229,7 @@ def test_ctrl_c_says_what_still_runs_and_cancel_finishes_the_job(tmp_path: Path)
     source = write_original(tmp_path / "slow.json", 12)
     with Emulator(config, host="127.0.0.1", port=0) as emulator:
         env = abr_env(emulator, ABR_BATCH_CHUNK_SIZE="6")
-        process = subprocess.Popen(
-            abr_command("run", str(source)),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        _wait_for(lambda: emulator.stats()["batches_created"] >= 2)
-        time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
-        assert process.returncode == 130, err
+        out = interrupted_run(emulator, str(source), env=env, batches=2)
         assert "Still running at Anthropic (2)" in out
         assert "msgbatch_" in out
         job_id = out.split("abr resume ", 1)[1].split()[0]

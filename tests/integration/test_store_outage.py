@@ -20,7 +20,14 @@ from anthropic_batch_request_util.emulator import Emulator, EmulatorConfig
 from anthropic_batch_request_util.errors import StoreUnavailableError
 from anthropic_batch_request_util.store import Store
 
-from .helpers import abr_command, abr_env, read_results, run_abr, write_original
+from .helpers import (
+    abr_command,
+    abr_env,
+    read_results,
+    run_abr,
+    wait_for_batches,
+    write_original,
+)
 
 N = 60  #: requests per test job
 CHUNK = "20"  #: requests per batch: three batches, so some are sent around the outage
@@ -63,14 +70,6 @@ def _job_id(url: str) -> str:
         engine.dispose()
 
 
-def _wait_for_batches(emulator: Emulator, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while emulator.stats()["batches_created"] == 0:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "no batch was created"
-        time.sleep(0.05)
-
-
 def assert_unreachable(completed: subprocess.CompletedProcess[str]) -> None:
     """One line, exit 1, saying the store cannot be reached; no URL internals."""
     assert completed.returncode == 1, completed.stderr
@@ -96,7 +95,7 @@ def test_store_refusing_connections_mid_job_is_waited_out(
         stderr=subprocess.PIPE,
         text=True,
     ) as process:
-        _wait_for_batches(slow_emulator, process)
+        wait_for_batches(slow_emulator, process=process)
         job_id = _job_id(pg_url)
 
         # When the database refuses connections for a few seconds, then takes them again

@@ -6,9 +6,7 @@ from __future__ import annotations
 import shlex
 import signal
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -16,31 +14,15 @@ import redis
 
 from anthropic_batch_request_util.emulator import Emulator, EmulatorConfig
 
-from .helpers import abr_command, abr_env, run_abr, summary, write_original
-
-
-def _wait_for(condition: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
-def _interrupted_run(emulator: Emulator, *args: str) -> str:
-    """Start `abr run ARGS`, press Ctrl-C once its batch is created; its stdout."""
-    process = subprocess.Popen(
-        abr_command("run", *args),
-        env=abr_env(emulator),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _wait_for(lambda: emulator.stats()["batches_created"] >= 1)
-    time.sleep(0.3)
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=30)
-    assert process.returncode == 130, err
-    return out
+from .helpers import (
+    abr_command,
+    abr_env,
+    interrupted_run,
+    run_abr,
+    summary,
+    wait_for_batches,
+    write_original,
+)
 
 
 def test_the_ctrl_c_hint_is_a_command_that_works_with_the_flags_given(tmp_path: Path) -> None:
@@ -49,7 +31,7 @@ def test_the_ctrl_c_hint_is_a_command_that_works_with_the_flags_given(tmp_path: 
     source = write_original(tmp_path / "slow.json", 6)
     config = EmulatorConfig(processing_seconds=30, seed=6, retry_after=0.0)
     with Emulator(config, host="127.0.0.1", port=0) as emulator:
-        out = _interrupted_run(emulator, str(source), "-o", "elsewhere", "--config", "conf.yaml")
+        out = interrupted_run(emulator, str(source), "-o", "elsewhere", "--config", "conf.yaml")
 
         # Then the printed cancel command carries the same flags, and works as printed
         printed = out.split("Cancel with:", 1)[1].splitlines()[0].strip()
@@ -96,7 +78,7 @@ def test_status_of_an_interrupted_run_says_nothing_works_on_it_and_what_to_run(
             stderr=subprocess.PIPE,
             text=True,
         )
-        _wait_for(lambda: emulator.stats()["batches_created"] >= 1)
+        wait_for_batches(emulator)
 
         # While it runs, the job has a live worker: nothing to say
         running = summary(run_abr("status", "--json", "-o", "out", emulator=emulator))

@@ -14,12 +14,24 @@ from rich.console import Console
 from .store.jobs import Snapshot
 from .views import Status, status_of
 
-__all__ = ["ProgressHook", "ProgressOption", "ProgressShown", "RichBar"]
+__all__ = ["ProgressHook", "ProgressOption", "ProgressShown", "RichBar", "job_columns"]
 
 #: a function given every new `Status` of a job while it is driven
 ProgressHook = Callable[[Status], object]
 #: what `progress=` takes: True (a bar where one can be seen), False (none), or a hook
 ProgressOption = bool | ProgressHook
+
+
+def job_columns(description: str = "{task.description}") -> list[rich.progress.ProgressColumn]:
+    """The columns of a job's bar: `description` (a Rich format of the task's), the bar,
+    requests done of all, time elapsed, and the detail line."""
+    return [
+        rich.progress.TextColumn(description),
+        rich.progress.BarColumn(),
+        rich.progress.MofNCompleteColumn(),
+        rich.progress.TimeElapsedColumn(),
+        rich.progress.TextColumn("{task.fields[detail]}"),
+    ]
 
 
 class RichBar:
@@ -65,13 +77,7 @@ class ProgressShown(RichBar):
         shown_on = console or Console(stderr=True)
         visible = shown_on.is_terminal or shown_on.is_jupyter
         super().__init__(
-            option is True and visible,
-            shown_on,
-            rich.progress.TextColumn("[bold]{task.description}"),
-            rich.progress.BarColumn(),
-            rich.progress.MofNCompleteColumn(),
-            rich.progress.TimeElapsedColumn(),
-            rich.progress.TextColumn("{task.fields[detail]}"),
+            option is True and visible, shown_on, *job_columns("[bold]{task.description}")
         )
 
     def update(self, current: Snapshot) -> None:

@@ -19,7 +19,7 @@ from ..cost.budget import CanaryReport, budget_line
 from ..cost.pricing import format_usd
 from ..errors import UsageError
 from ..jobs import Job
-from ..progress import RichBar
+from ..progress import RichBar, job_columns
 from ..store import ACTIVE_JOB_STATUSES, JobStatus, RequestStatus
 from ..views import Status
 
@@ -66,14 +66,7 @@ class Progress(_Bar):
     """Live progress of a job: a bar on a terminal, a line now and then otherwise."""
 
     def __init__(self, enabled: bool = True) -> None:
-        super().__init__(
-            enabled,
-            rich.progress.TextColumn("{task.description}"),
-            rich.progress.BarColumn(),
-            rich.progress.MofNCompleteColumn(),
-            rich.progress.TimeElapsedColumn(),
-            rich.progress.TextColumn("{task.fields[detail]}"),
-        )
+        super().__init__(enabled, *job_columns())
         self.last_line = ""
         self.last_time = 0.0
         self.waiting = False  #: the waiting line was shown and the store is not back yet
